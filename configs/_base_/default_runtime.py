@@ -1,0 +1,3 @@
+# mmdet's runtime, plus the import that registers the `resnext_det` scope.
+_base_ = 'mmdet::_base_/default_runtime.py'
+custom_imports = dict(imports=['resnext_det'], allow_failed_imports=False)

@@ -1,0 +1,13 @@
+# mmdet's Faster R-CNN + FPN with this package's backbone (ResNet-50 here; experiments change
+# depth/groups/base_width). Backbone settings other than these are the class defaults, which
+# are mmdet's: 4 stages, outputs at strides 4/8/16/32, BN with frozen statistics, pytorch style.
+_base_ = 'mmdet::_base_/models/faster-rcnn_r50_fpn.py'
+model = dict(
+    backbone=dict(
+        _delete_=True,
+        type='resnext_det.ResNeXt',
+        depth=50,
+        frozen_stages=1,
+        # ImageNet-pretrained weights: our trainer's export (tools/export_backbone.py) or a
+        # converted checkpoint (tools/convert_weights.py). Nothing is downloaded.
+        init_cfg=dict(type='Pretrained', checkpoint='checkpoints/resnet50.pth')))

@@ -1,0 +1,13 @@
+"""resnext_det: ResNeXt backbone for MMDetection 3.x.
+
+`import resnext_det` (or `custom_imports=dict(imports=['resnext_det'])` in a config) registers
+the package's modules in the `resnext_det` registry scope, a child of mmdet's, so configs name
+them `type='resnext_det.ResNeXt'` and mmdet's own `ResNeXt` stays untouched.
+"""
+from .version import __version__
+from . import models, registry  # noqa: F401  (registers the backbone)
+from .utils.checkpoint import install_safe_globals
+
+install_safe_globals()
+
+__all__ = ['__version__']

@@ -1,0 +1,109 @@
+"""What tools/train.py and tools/test.py share: loading a config as mmdet's tools do, and
+checking the inputs a run needs before any worker starts, so a missing file is one clear line
+instead of a traceback from deep inside a dataloader worker."""
+import os.path as osp
+
+import torch
+from mmengine.config import Config
+
+
+class UserInputError(Exception):
+    """Bad input the user can fix; the CLIs print the message alone and exit with status 2."""
+
+
+def load_config(path, cfg_options=None, launcher='none', work_dir=None) -> Config:
+    """mmdet's config handling: CLI overrides, then work_dir from CLI > config > file name."""
+    if not osp.isfile(path):
+        raise UserInputError(f'config file {path} does not exist')
+    cfg = Config.fromfile(path)
+    cfg.launcher = launcher
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    if work_dir is not None:
+        cfg.work_dir = work_dir
+    elif cfg.get('work_dir') is None:
+        cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(path))[0])
+    if launcher != 'none' and not torch.cuda.is_available():
+        # NCCL (mmdet's default) needs GPUs; CPU processes talk over gloo.
+        cfg.env_cfg.setdefault('dist_cfg', {})['backend'] = 'gloo'
+    return cfg
+
+
+def _datasets(loader_cfg):
+    """The innermost dataset configs of a dataloader (through wrappers like RepeatDataset)."""
+    dataset = loader_cfg.get('dataset') if loader_cfg else None
+    while dataset is not None and 'dataset' in dataset:
+        dataset = dataset['dataset']
+    if dataset is not None and 'datasets' in dataset:  # ConcatDataset
+        return [d for sub in dataset['datasets'] for d in _datasets(dict(dataset=sub))]
+    return [dataset] if dataset is not None else []
+
+
+def _check_data(cfg, loader_names, hint):
+    for loader_name in loader_names:
+        for ds in _datasets(cfg.get(loader_name)):
+            root = ds.get('data_root') or ''
+            if root and not osp.isdir(root):
+                raise UserInputError(f'{loader_name}: data root {root} does not exist. {hint}')
+            ann = ds.get('ann_file')
+            if ann:
+                ann_path = ann if osp.isabs(ann) else osp.join(root, ann)
+                if not osp.isfile(ann_path):
+                    raise UserInputError(
+                        f'{loader_name}: annotation file {ann_path} does not exist. {hint}')
+            img_prefix = (ds.get('data_prefix') or {}).get('img')
+            if img_prefix is not None:
+                img_dir = img_prefix if osp.isabs(img_prefix) else osp.join(root, img_prefix)
+                if not osp.isdir(img_dir):
+                    raise UserInputError(f'{loader_name}: image folder {img_dir} does not exist. {hint}')
+    for name in ('val_evaluator', 'test_evaluator'):
+        evaluator = cfg.get(name)
+        for metric in evaluator if isinstance(evaluator, list) else [evaluator]:
+            ann = metric.get('ann_file') if metric else None
+            if ann and not osp.isfile(ann):
+                raise UserInputError(f'{name}: annotation file {ann} does not exist. {hint}')
+
+
+def _check_backbone(cfg):
+    from mmdet.registry import MODELS
+    from mmdet.utils import register_all_modules
+    register_all_modules(init_default_scope=False)
+    backbone = cfg.get('model', {}).get('backbone')
+    if not backbone or MODELS.get(backbone['type']) is not None:
+        return
+    import mmdet.models.backbones as mmdet_backbones
+    from ..registry import MODELS as OUR_MODELS
+    ours = sorted(f'resnext_det.{name}' for name in OUR_MODELS.module_dict)
+    raise UserInputError(
+        f"model.backbone.type={backbone['type']!r} is not a registered backbone. "
+        f"Registered: {', '.join(ours)} (this package); "
+        f"{', '.join(sorted(mmdet_backbones.__all__))} (mmdet)")
+
+
+def _pretrained_paths(cfg):
+    init_cfgs = cfg.get('model', {}).get('backbone', {}).get('init_cfg')
+    for init_cfg in init_cfgs if isinstance(init_cfgs, list) else [init_cfgs]:
+        if init_cfg and init_cfg.get('type') == 'Pretrained':
+            yield init_cfg.get('checkpoint')
+
+
+def check_inputs(cfg, mode='train'):
+    """Raise UserInputError naming the first missing input of a train or test run."""
+    data_hint = ('Get COCO 2017 into data/coco/ (docs/reproduce.md), point the config at your '
+                 'data with --cfg-options, or generate the demo set: python tools/make_demo_data.py')
+    if mode == 'train':
+        _check_data(cfg, ['train_dataloader', 'val_dataloader'], data_hint)
+    else:
+        _check_data(cfg, ['test_dataloader'], data_hint)
+    _check_backbone(cfg)
+    if mode == 'train' and not cfg.get('load_from') and not cfg.get('resume'):
+        for path in _pretrained_paths(cfg):
+            if path and '://' not in path and not osp.isfile(path):
+                raise UserInputError(
+                    f'model.backbone.init_cfg: pretrained checkpoint {path} does not exist. '
+                    'Pretrain one (tools/train.py configs/imagenet/...) and export it '
+                    '(tools/export_backbone.py), convert one (tools/convert_weights.py), or '
+                    'train from scratch with --cfg-options model.backbone.init_cfg=None')
+    if cfg.get('load_from') and not osp.isfile(cfg.load_from) and '://' not in cfg.load_from:
+        raise UserInputError(f'checkpoint {cfg.load_from} does not exist')
+

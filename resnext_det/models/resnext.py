@@ -1,0 +1,385 @@
+"""ResNeXt backbone (Xie et al., 2017) for MMDetection 3.x.
+
+One class covers ResNet and ResNeXt: a bottleneck block whose 3x3 convolution has ``groups``
+groups (the paper's form (c)). ``groups=1`` is ResNet. Module names, and so state-dict keys, are
+those of mmdet's ``ResNet``/``ResNeXt`` and torchvision's ``resnet*``/``resnext*`` (minus ``fc``),
+so model-zoo checkpoints load as they are.
+
+Differences from mmdet 3.3's ``ResNeXt`` that users may notice:
+
+* ``zero_init_residual=True`` zeroes the last norm of every block (mmdet's check compares the
+  block class with ResNet's by identity and silently skips ResNeXt);
+* bad arguments raise ``ValueError`` naming the argument and the allowed values instead of a bare
+  ``assert``; a wrong input channel count is reported at forward;
+* ``with_cp`` uses non-reentrant checkpointing, which also works with frozen inputs.
+"""
+import math
+from typing import Optional, Sequence, Tuple
+
+import torch
+import torch.nn as nn
+import torch.utils.checkpoint as cp
+from mmcv.cnn import build_conv_layer, build_norm_layer, build_plugin_layer
+from mmdet.models.layers import ResLayer
+from mmengine.model import BaseModule
+from torch.nn.modules.batchnorm import _BatchNorm
+
+from ..registry import MODELS
+
+PLUGIN_POSITIONS = ('after_conv1', 'after_conv2', 'after_conv3')
+
+
+def bottleneck_width(planes: int, groups: int, base_width: int, base_channels: int = 64) -> int:
+    """Channels of a bottleneck's grouped 3x3 conv: ``floor(planes * W / 64) * C``.
+
+    ``groups == 1`` means ResNet, whose bottleneck width is ``planes`` whatever ``base_width``
+    says (mmdet's convention, kept so ``groups=1`` configs give the same network).
+    """
+    if groups == 1:
+        return planes
+    return math.floor(planes * base_width / base_channels) * groups
+
+
+class Bottleneck(BaseModule):
+    """ResNeXt bottleneck: 1x1 reduce -> 3x3 grouped -> 1x1 expand, plus the shortcut.
+
+    ``style='pytorch'`` puts the stride on the 3x3 conv, ``'caffe'`` on the first 1x1.
+    """
+    expansion = 4
+
+    def __init__(self,
+                 inplanes: int,
+                 planes: int,
+                 stride: int = 1,
+                 dilation: int = 1,
+                 downsample: Optional[nn.Module] = None,
+                 groups: int = 1,
+                 base_width: int = 4,
+                 base_channels: int = 64,
+                 style: str = 'pytorch',
+                 with_cp: bool = False,
+                 conv_cfg: Optional[dict] = None,
+                 norm_cfg: dict = dict(type='BN'),
+                 dcn: Optional[dict] = None,
+                 plugins: Optional[list] = None,
+                 init_cfg=None):
+        super().__init__(init_cfg)
+        self.inplanes = inplanes
+        self.planes = planes
+        self.stride = stride
+        self.dilation = dilation
+        self.style = style
+        self.with_cp = with_cp
+        self.conv1_stride, self.conv2_stride = (1, stride) if style == 'pytorch' else (stride, 1)
+        width = bottleneck_width(planes, groups, base_width, base_channels)
+        out_channels = planes * self.expansion
+
+        self.norm1_name, norm1 = build_norm_layer(norm_cfg, width, postfix=1)
+        self.norm2_name, norm2 = build_norm_layer(norm_cfg, width, postfix=2)
+        self.norm3_name, norm3 = build_norm_layer(norm_cfg, out_channels, postfix=3)
+
+        self.conv1 = build_conv_layer(
+            conv_cfg, inplanes, width, kernel_size=1, stride=self.conv1_stride, bias=False)
+        self.add_module(self.norm1_name, norm1)
+        conv2_cfg = conv_cfg
+        if dcn is not None:
+            dcn = dict(dcn)
+            # mmdet's convention: a DCN whose 'fallback_on_stride' is set is a plain conv in
+            # strided blocks.
+            if not (dcn.pop('fallback_on_stride', False) and self.conv2_stride > 1):
+                conv2_cfg = dcn
+        self.conv2 = build_conv_layer(
+            conv2_cfg, width, width, kernel_size=3, stride=self.conv2_stride,
+            padding=dilation, dilation=dilation, groups=groups, bias=False)
+        self.add_module(self.norm2_name, norm2)
+        self.conv3 = build_conv_layer(conv_cfg, width, out_channels, kernel_size=1, bias=False)
+        self.add_module(self.norm3_name, norm3)
+        self.relu = nn.ReLU(inplace=True)
+        self.downsample = downsample
+
+        plugins = plugins or []
+        self.after_conv1_plugin_names = self._make_plugins(width, plugins, 'after_conv1')
+        self.after_conv2_plugin_names = self._make_plugins(width, plugins, 'after_conv2')
+        self.after_conv3_plugin_names = self._make_plugins(out_channels, plugins, 'after_conv3')
+
+    def _make_plugins(self, in_channels: int, plugins: list, position: str) -> list:
+        names = []
+        for plugin in plugins:
+            if plugin['position'] != position:
+                continue
+            cfg = dict(plugin['cfg'])
+            name, layer = build_plugin_layer(cfg, in_channels=in_channels,
+                                             postfix=cfg.pop('postfix', ''))
+            if hasattr(self, name):
+                raise ValueError(f'plugins: two plugins are both named {name!r}; give them '
+                                 f"different 'postfix' values")
+            self.add_module(name, layer)
+            names.append(name)
+        return names
+
+    @property
+    def norm1(self) -> nn.Module:
+        return getattr(self, self.norm1_name)
+
+    @property
+    def norm2(self) -> nn.Module:
+        return getattr(self, self.norm2_name)
+
+    @property
+    def norm3(self) -> nn.Module:
+        return getattr(self, self.norm3_name)
+
+    def _run_plugins(self, x: torch.Tensor, names: list) -> torch.Tensor:
+        for name in names:
+            x = getattr(self, name)(x)
+        return x
+
+    def _inner_forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.relu(self.norm1(self.conv1(x)))
+        out = self._run_plugins(out, self.after_conv1_plugin_names)
+        out = self.relu(self.norm2(self.conv2(out)))
+        out = self._run_plugins(out, self.after_conv2_plugin_names)
+        out = self.norm3(self.conv3(out))
+        out = self._run_plugins(out, self.after_conv3_plugin_names)
+        identity = x if self.downsample is None else self.downsample(x)
+        return out + identity
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.with_cp and torch.is_grad_enabled():
+            # non-reentrant: also recomputes correctly when x itself needs no grad
+            # (frozen stem), where reentrant checkpointing would drop the block's weight grads
+            out = cp.checkpoint(self._inner_forward, x, use_reentrant=False)
+        else:
+            out = self._inner_forward(x)
+        return self.relu(out)
+
+
+def _check_choice(name, value, allowed):
+    if value not in allowed:
+        raise ValueError(f'ResNeXt: {name}={value!r} is not supported; '
+                         f'allowed values: {", ".join(map(repr, allowed))}')
+
+
+@MODELS.register_module()
+class ResNeXt(BaseModule):
+    """ResNeXt (and ResNet, ``groups=1``) backbone with mmdet's arguments and outputs.
+
+    Args:
+        depth (int): 50, 101 or 152.
+        groups (int): cardinality C of the grouped 3x3 convs. 1 gives ResNet.
+        base_width (int): width W of one group in the first stage ("32x4d": groups=32,
+            base_width=4). The 3x3 width of stage i is ``floor(64 * 2**i * W / 64) * C``.
+        in_channels (int): input image channels.
+        stem_channels (int, optional): stem output channels; defaults to ``base_channels``.
+        base_channels (int): ``planes`` of the first stage (outputs 4x that).
+        num_stages (int): 1-4 residual stages.
+        strides, dilations (Sequence[int]): per stage, for the first block.
+        out_indices (Sequence[int]): stages whose outputs are returned (FPN takes all four:
+            strides 4/8/16/32, channels 256/512/1024/2048 at the default widths).
+        style (str): 'pytorch' (stride on the 3x3) or 'caffe' (stride on the first 1x1).
+        deep_stem (bool): three 3x3 convs instead of the 7x7 stem (ResNet-D).
+        avg_down (bool): average-pool then 1x1 in the shortcut when downsampling (ResNet-D).
+        frozen_stages (int): -1 freezes nothing, 0 the stem, k the stem and stages 1..k
+            (no grads, norm layers kept in eval mode).
+        conv_cfg, norm_cfg (dict): mmcv layer configs (BN, SyncBN, GN, ...).
+        norm_eval (bool): keep BN layers in eval mode during training (frozen statistics).
+        dcn (dict), stage_with_dcn (Sequence[bool]): deformable 3x3 convs per stage.
+        plugins (list[dict]): mmdet-style block plugins (``cfg``, ``position``, ``stages``).
+        with_cp (bool): activation checkpointing per block (less memory, more compute).
+        zero_init_residual (bool): init the last norm of each block to zero, so every block
+            starts as the identity (ignored when weights are loaded from a checkpoint).
+        init_cfg (dict | list[dict]): e.g. ``dict(type='Pretrained', checkpoint=PATH)``.
+    """
+
+    arch_settings = {50: (3, 4, 6, 3), 101: (3, 4, 23, 3), 152: (3, 8, 36, 3)}
+    block = Bottleneck
+
+    def __init__(self,
+                 depth: int,
+                 groups: int = 1,
+                 base_width: int = 4,
+                 in_channels: int = 3,
+                 stem_channels: Optional[int] = None,
+                 base_channels: int = 64,
+                 num_stages: int = 4,
+                 strides: Sequence[int] = (1, 2, 2, 2),
+                 dilations: Sequence[int] = (1, 1, 1, 1),
+                 out_indices: Sequence[int] = (0, 1, 2, 3),
+                 style: str = 'pytorch',
+                 deep_stem: bool = False,
+                 avg_down: bool = False,
+                 frozen_stages: int = -1,
+                 conv_cfg: Optional[dict] = None,
+                 norm_cfg: dict = dict(type='BN', requires_grad=True),
+                 norm_eval: bool = True,
+                 dcn: Optional[dict] = None,
+                 stage_with_dcn: Sequence[bool] = (False, False, False, False),
+                 plugins: Optional[list] = None,
+                 with_cp: bool = False,
+                 zero_init_residual: bool = True,
+                 init_cfg=None):
+        super().__init__(init_cfg)
+        _check_choice('depth', depth, tuple(self.arch_settings))
+        _check_choice('style', style, ('pytorch', 'caffe'))
+        _check_choice('num_stages', num_stages, (1, 2, 3, 4))
+        for name, value in (('groups', groups), ('base_width', base_width),
+                            ('in_channels', in_channels), ('base_channels', base_channels)):
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                # zero or fractional groups/widths would give zero-width or fractional
+                # bottlenecks (width = floor(planes * base_width / base_channels) * groups)
+                raise ValueError(f'ResNeXt: {name}={value!r} must be a positive integer')
+        stem_channels = base_channels if stem_channels is None else stem_channels
+        if not isinstance(stem_channels, int) or stem_channels < (2 if deep_stem else 1):
+            raise ValueError(f'ResNeXt: stem_channels={stem_channels!r} must be a positive '
+                             f'integer (>= 2 with deep_stem)')
+        strides, dilations = tuple(strides), tuple(dilations)
+        for name, value in (('strides', strides), ('dilations', dilations)):
+            if len(value) != num_stages or any(not isinstance(v, int) or v < 1 for v in value):
+                raise ValueError(f'ResNeXt: {name}={value} must hold {num_stages} positive '
+                                 f'integers, one per stage (num_stages={num_stages})')
+        out_indices = tuple(out_indices)
+        if not out_indices or any(i not in range(num_stages) for i in out_indices):
+            raise ValueError(f'ResNeXt: out_indices={out_indices} must be stage indices in '
+                             f'0..{num_stages - 1} (num_stages={num_stages})')
+        if not isinstance(frozen_stages, int) or not -1 <= frozen_stages <= num_stages:
+            raise ValueError(f'ResNeXt: frozen_stages={frozen_stages!r} must be in '
+                             f'-1..{num_stages} (-1: nothing, 0: stem, k: stem + k stages)')
+        if dcn is not None and len(stage_with_dcn) != num_stages:
+            raise ValueError(f'ResNeXt: stage_with_dcn={tuple(stage_with_dcn)} must have '
+                             f'num_stages={num_stages} entries')
+        for plugin in plugins or []:
+            if plugin.get('position') not in PLUGIN_POSITIONS:
+                raise ValueError(f"ResNeXt: plugin position {plugin.get('position')!r} is not "
+                                 f'one of {PLUGIN_POSITIONS}')
+            if plugin.get('stages') is not None and len(plugin['stages']) != num_stages:
+                raise ValueError(f"ResNeXt: plugin stages={plugin['stages']} must have "
+                                 f'num_stages={num_stages} entries')
+
+        self.depth = depth
+        self.groups = groups
+        self.base_width = base_width
+        self.in_channels = in_channels
+        self.stem_channels = stem_channels
+        self.base_channels = base_channels
+        self.num_stages = num_stages
+        self.strides = strides
+        self.dilations = dilations
+        self.out_indices = out_indices
+        self.style = style
+        self.deep_stem = deep_stem
+        self.avg_down = avg_down
+        self.frozen_stages = frozen_stages
+        self.conv_cfg = conv_cfg
+        self.norm_cfg = norm_cfg
+        self.norm_eval = norm_eval
+        self.with_cp = with_cp
+        self.zero_init_residual = zero_init_residual
+        self.stage_blocks = self.arch_settings[depth][:num_stages]
+
+        if init_cfg is None:
+            self.init_cfg = [dict(type='Kaiming', layer='Conv2d'),
+                             dict(type='Constant', val=1, layer=['_BatchNorm', 'GroupNorm'])]
+        # Zero-init of the last norm only makes sense for a random start: pretrained weights
+        # loaded through init_cfg must not be overwritten afterwards.
+        loads_checkpoint = any(cfg.get('type') == 'Pretrained' for cfg in
+                               (self.init_cfg if isinstance(self.init_cfg, list) else [self.init_cfg]))
+        block_init_cfg = (dict(type='Constant', val=0, override=dict(name='norm3'))
+                          if zero_init_residual and not loads_checkpoint else None)
+
+        self._make_stem_layer(in_channels, stem_channels)
+        self.res_layers = []
+        inplanes = stem_channels
+        for i, num_blocks in enumerate(self.stage_blocks):
+            planes = base_channels * 2**i
+            stage_plugins = [p for p in plugins or []
+                             if p.get('stages') is None or p['stages'][i]]
+            res_layer = ResLayer(
+                block=self.block,
+                inplanes=inplanes,
+                planes=planes,
+                num_blocks=num_blocks,
+                stride=strides[i],
+                dilation=dilations[i],
+                groups=groups,
+                base_width=base_width,
+                base_channels=base_channels,
+                style=style,
+                avg_down=avg_down,
+                with_cp=with_cp,
+                conv_cfg=conv_cfg,
+                norm_cfg=norm_cfg,
+                dcn=dcn if dcn is not None and stage_with_dcn[i] else None,
+                plugins=stage_plugins,
+                init_cfg=block_init_cfg)
+            inplanes = planes * self.block.expansion
+            layer_name = f'layer{i + 1}'
+            self.add_module(layer_name, res_layer)
+            self.res_layers.append(layer_name)
+        self.out_channels = tuple(base_channels * 2**i * self.block.expansion
+                                  for i in out_indices)
+        self.feat_dim = inplanes
+        self._freeze_stages()
+
+    def _make_stem_layer(self, in_channels: int, stem_channels: int) -> None:
+        if self.deep_stem:
+            half = stem_channels // 2
+            layers = []
+            for i, (cin, cout) in enumerate(((in_channels, half), (half, half),
+                                             (half, stem_channels))):
+                layers += [
+                    build_conv_layer(self.conv_cfg, cin, cout, kernel_size=3,
+                                     stride=2 if i == 0 else 1, padding=1, bias=False),
+                    build_norm_layer(self.norm_cfg, cout)[1],
+                    nn.ReLU(inplace=True)
+                ]
+            self.stem = nn.Sequential(*layers)
+        else:
+            self.conv1 = build_conv_layer(self.conv_cfg, in_channels, stem_channels,
+                                          kernel_size=7, stride=2, padding=3, bias=False)
+            self.norm1_name, norm1 = build_norm_layer(self.norm_cfg, stem_channels, postfix=1)
+            self.add_module(self.norm1_name, norm1)
+            self.relu = nn.ReLU(inplace=True)
+        self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
+
+    @property
+    def norm1(self) -> nn.Module:
+        return getattr(self, self.norm1_name)
+
+    def frozen_modules(self) -> list:
+        """The stem and stages that ``frozen_stages`` freezes, in forward order."""
+        if self.frozen_stages < 0:
+            return []
+        stem = [self.stem] if self.deep_stem else [self.conv1, self.norm1]
+        return stem + [getattr(self, f'layer{i}') for i in range(1, self.frozen_stages + 1)]
+
+    def _freeze_stages(self) -> None:
+        for m in self.frozen_modules():
+            m.eval()
+            for param in m.parameters():
+                param.requires_grad = False
+
+    def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
+        if x.dim() != 4 or x.shape[1] != self.in_channels:
+            raise ValueError(f'ResNeXt expects input of shape (N, {self.in_channels}, H, W) '
+                             f'(in_channels={self.in_channels}), got {tuple(x.shape)}')
+        if self.deep_stem:
+            x = self.stem(x)
+        else:
+            x = self.relu(self.norm1(self.conv1(x)))
+        x = self.maxpool(x)
+        outs = []
+        for i, layer_name in enumerate(self.res_layers):
+            x = getattr(self, layer_name)(x)
+            if i in self.out_indices:
+                outs.append(x)
+        return tuple(outs)
+
+    def train(self, mode: bool = True) -> 'ResNeXt':
+        """Train mode that keeps frozen stages, and with ``norm_eval`` all BN, in eval mode."""
+        super().train(mode)
+        self._freeze_stages()
+        if mode and self.norm_eval:
+            for m in self.modules():
+                if isinstance(m, _BatchNorm):
+                    m.eval()
+        return self

@@ -1,0 +1,71 @@
+"""Compare finished runs: AP, AP@0.5, AP@0.75 side by side with the deltas to the first run.
+
+    python tools/compare_results.py WORK_DIR_A WORK_DIR_B ... [--plot curves.png]
+
+Each work dir needs the test_results.json that tools/test.py writes. The first run is the
+baseline (e.g. ResNet-50); the paper's ResNeXt-50 gain is +2.1 AP@0.5.
+"""
+import argparse
+import sys
+
+from resnext_det.engine.results import MODEL_ZOO_BOX_AP, PAPER_AP50_GAIN, load_run
+
+COLUMNS = (('AP', 'bbox_mAP'), ('AP@0.5', 'bbox_mAP_50'), ('AP@0.75', 'bbox_mAP_75'),
+           ('AP_S', 'bbox_mAP_s'), ('AP_M', 'bbox_mAP_m'), ('AP_L', 'bbox_mAP_l'))
+
+
+def metric(run, key):
+    return 100 * run['metrics'].get(f'coco/{key}', float('nan'))
+
+
+def print_table(runs):
+    print('| run | ' + ' | '.join(c for c, _ in COLUMNS) + ' | ΔAP | ΔAP@0.5 | ΔAP@0.75 | '
+          'model zoo AP |')
+    print('|---' * (len(COLUMNS) + 5) + '|')
+    base = runs[0]
+    for run in runs:
+        values = ' | '.join(f'{metric(run, k):.1f}' for _, k in COLUMNS)
+        deltas = ' | '.join(f'{metric(run, k) - metric(base, k):+.1f}'
+                            for k in ('bbox_mAP', 'bbox_mAP_50', 'bbox_mAP_75'))
+        zoo = MODEL_ZOO_BOX_AP.get(run['name'], '-')
+        print(f"| {run['name']} ({run['work_dir']}) | {values} | {deltas} | {zoo} |")
+    print(f'\nPaper (Faster R-CNN, COCO minival): ResNeXt-50 vs ResNet-50 '
+          f'{PAPER_AP50_GAIN:+.1f} AP@0.5 at equal complexity.')
+
+
+def plot(runs, path):
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    fig, (ax_ap, ax_loss) = plt.subplots(1, 2, figsize=(10, 4))
+    for run in runs:
+        epochs = [h['epoch'] for h in run['history']]
+        ap50 = [100 * h.get('coco/bbox_mAP_50', float('nan')) for h in run['history']]
+        ax_ap.plot(epochs, ap50, marker='o', label=run['name'])
+        ax_loss.plot(epochs, [h['loss'] for h in run['history']], marker='o', label=run['name'])
+    ax_ap.set(xlabel='epoch', ylabel='val bbox AP@0.5', title='AP@0.5 per epoch')
+    ax_loss.set(xlabel='epoch', ylabel='mean train loss', title='loss per epoch')
+    for ax in (ax_ap, ax_loss):
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    print(f'plot written to {path}')
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('work_dirs', nargs='+', help='work dirs; the first is the baseline')
+    parser.add_argument('--plot', help='PNG file for AP@0.5 and loss per epoch')
+    args = parser.parse_args(argv)
+    try:
+        runs = [load_run(d) for d in args.work_dirs]
+    except FileNotFoundError as e:
+        sys.exit(f'error: {e}')
+    print_table(runs)
+    if args.plot:
+        plot(runs, args.plot)
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Multi-GPU (or multi-process CPU) training with torchrun, mmdet's interface and env vars:
+#   bash tools/dist_train.sh CONFIG GPUS [train.py args]
+#   NNODES=2 NODE_RANK=0 MASTER_ADDR=10.0.0.1 PORT=29500 bash tools/dist_train.sh CONFIG 8
+set -euo pipefail
+CONFIG=$1
+GPUS=$2
+NNODES=${NNODES:-1}
+NODE_RANK=${NODE_RANK:-0}
+PORT=${PORT:-29500}
+MASTER_ADDR=${MASTER_ADDR:-"127.0.0.1"}
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+
+PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}" \
+python -m torch.distributed.run \
+    --nnodes="$NNODES" \
+    --node_rank="$NODE_RANK" \
+    --master_addr="$MASTER_ADDR" \
+    --nproc_per_node="$GPUS" \
+    --master_port="$PORT" \
+    "$ROOT/tools/train.py" "$CONFIG" --launcher pytorch "${@:3}"

@@ -1,0 +1,71 @@
+"""Evaluate a checkpoint with the config's COCO metric (bbox AP, AP@0.5, AP@0.75, S/M/L; segm).
+
+    python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--out results.pkl]
+                         [--show] [--show-dir DIR] [--cfg-options k=v ...] [--launcher ...]
+
+Metrics are also written to WORK_DIR/test_results.json, which tools/compare_results.py reads.
+"""
+import argparse
+import json
+import os
+import os.path as osp
+import sys
+
+from mmengine.config import DictAction
+from mmengine.dist import is_main_process
+from mmengine.registry import RUNNERS
+from mmengine.runner import Runner
+
+from resnext_det.engine import UserInputError, check_inputs, load_config
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description='Test (and evaluate) a model')
+    parser.add_argument('config', help='test config file path')
+    parser.add_argument('checkpoint', help='checkpoint file')
+    parser.add_argument('--work-dir', help='where test_results.json and logs are written')
+    parser.add_argument('--out', help='dump predictions to a pickle file for offline evaluation')
+    parser.add_argument('--show', action='store_true', help='show prediction results')
+    parser.add_argument('--show-dir', help='save images with predictions drawn, under '
+                        'work_dir/TIMESTAMP/SHOW_DIR')
+    parser.add_argument('--wait-time', type=float, default=2, help='the interval of show (s)')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override config settings, key=value')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args(argv)
+    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    try:
+        cfg = load_config(args.config, args.cfg_options, args.launcher, args.work_dir)
+        if not osp.isfile(args.checkpoint):
+            raise UserInputError(f'checkpoint {args.checkpoint} does not exist')
+        if args.out is not None and not args.out.endswith(('.pkl', '.pickle')):
+            raise UserInputError(f'--out {args.out}: the dump file must end in .pkl')
+        cfg.load_from = args.checkpoint
+        check_inputs(cfg, 'test')
+    except UserInputError as e:
+        sys.exit(f'error: {e}')
+    if args.show or args.show_dir:
+        from mmdet.engine.hooks.utils import trigger_visualization_hook
+        cfg = trigger_visualization_hook(cfg, args)
+    runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
+    if args.out is not None:
+        from mmdet.evaluation import DumpDetResults
+        runner.test_evaluator.metrics.append(DumpDetResults(out_file_path=args.out))
+    metrics = runner.test()
+    if is_main_process():
+        path = osp.join(cfg.work_dir, 'test_results.json')
+        with open(path + '.tmp', 'w') as f:
+            json.dump(dict(config=args.config, checkpoint=args.checkpoint,
+                           metrics={k: float(v) for k, v in metrics.items()}), f, indent=2)
+        os.replace(path + '.tmp', path)
+        print(f'metrics written to {path}')
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,67 @@
+"""Train a detector (or the companion classifier) from a config, with mmdet's tools/train.py flags.
+
+    python tools/train.py CONFIG [--work-dir DIR] [--amp] [--auto-scale-lr] [--resume [CKPT]]
+                                 [--cfg-options k=v ...] [--launcher none|pytorch|slurm|mpi]
+"""
+import argparse
+import os
+import sys
+
+from mmengine.config import DictAction
+from mmengine.registry import RUNNERS
+from mmengine.runner import Runner
+
+from resnext_det.engine import UserInputError, check_inputs, load_config
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description='Train a detector or classifier')
+    parser.add_argument('config', help='train config file path')
+    parser.add_argument('--work-dir', help='the dir to save logs and models')
+    parser.add_argument('--amp', action='store_true', help='automatic mixed precision (fp16)')
+    parser.add_argument('--auto-scale-lr', action='store_true',
+                        help='scale the lr by (GPUs x batch per GPU) / auto_scale_lr.base_batch_size')
+    parser.add_argument(
+        '--resume', nargs='?', type=str, const='auto',
+        help='resume from this checkpoint, or without a path from the latest one in work_dir')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override config settings, key=value (e.g. train_cfg.max_epochs=1)')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args(argv)
+    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+    return args
+
+
+def build_train_config(args):
+    cfg = load_config(args.config, args.cfg_options, args.launcher, args.work_dir)
+    if args.amp:
+        cfg.optim_wrapper.type = 'AmpOptimWrapper'
+        cfg.optim_wrapper.loss_scale = 'dynamic'
+    if args.auto_scale_lr:
+        if 'base_batch_size' not in cfg.get('auto_scale_lr', {}):
+            raise UserInputError(f'--auto-scale-lr: {args.config} has no '
+                                 'auto_scale_lr.base_batch_size')
+        cfg.auto_scale_lr.enable = True
+    if args.resume == 'auto':
+        cfg.resume = True
+        cfg.load_from = None
+    elif args.resume is not None:
+        cfg.resume = True
+        cfg.load_from = args.resume
+    check_inputs(cfg, 'train')
+    return cfg
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    try:
+        cfg = build_train_config(args)
+    except UserInputError as e:
+        sys.exit(f'error: {e}')
+    runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
+    runner.train()
+
+
+if __name__ == '__main__':
+    main()
