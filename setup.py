@@ -34,7 +34,7 @@ setup(
         'pycocotools',
         'numpy',
     ],
-    extras_require={'tests': ['pytest', 'hypothesis']},
+    extras_require={'tests': ['pytest', 'hypothesis', 'timm']},
     license='Apache-2.0',
     zip_safe=False,
 )

@@ -1,0 +1,3 @@
+from .imagenet import ImageNetFolder
+
+__all__ = ['ImageNetFolder']

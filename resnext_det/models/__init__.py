@@ -1,9 +1,10 @@
-from .resnext import Bottleneck, ResNeXt, bottleneck_width
 from .builders import (resnet50, resnet101, resnet152, resnext50_32x4d, resnext101_32x4d,
                        resnext101_32x8d, resnext101_64x4d, resnext152_32x4d)
+from .classifier import ImageClassifier
+from .resnext import Bottleneck, ResNeXt, bottleneck_width
 
 __all__ = [
-    'Bottleneck', 'ResNeXt', 'bottleneck_width', 'resnet50', 'resnet101', 'resnet152',
-    'resnext50_32x4d', 'resnext101_32x4d', 'resnext101_32x8d', 'resnext101_64x4d',
+    'Bottleneck', 'ResNeXt', 'ImageClassifier', 'bottleneck_width', 'resnet50', 'resnet101',
+    'resnet152', 'resnext50_32x4d', 'resnext101_32x4d', 'resnext101_32x8d', 'resnext101_64x4d',
     'resnext152_32x4d'
 ]

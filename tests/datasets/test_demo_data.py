@@ -103,7 +103,7 @@ def test_polygon_matches_drawn_pixels(dataset):
 
 
 def test_pycocotools_mask_area_matches(dataset):
-    coco_module = pytest.importorskip('pycocotools.coco')
+    from pycocotools import coco as coco_module
     coco = coco_module.COCO(dataset['train_ann_file'])
     for ann in coco.dataset['annotations'][:10]:
         mask = coco.annToMask(ann)

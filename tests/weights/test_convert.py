@@ -1,0 +1,215 @@
+"""Converted weights load strictly and compute what the source network computes; bad
+checkpoints are refused with the reason, and nothing is written for them."""
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import timm
+import torch
+import torchvision
+from mmdet.models.backbones import ResNeXt as MMDetResNeXt
+from torch.nn.modules.batchnorm import _BatchNorm
+
+import resnext_det  # noqa: F401  (installs the weights_only allowlist)
+from resnext_det.models import builders, resnext50_32x4d
+from resnext_det.weights import (WeightsError, convert, infer_arch, read_checkpoint,
+                                 verify_against)
+
+ROOT = Path(__file__).resolve().parents[2]
+ARCHS = {
+    'resnext50_32x4d': dict(depth=50, groups=32, base_width=4, base_channels=64, deep_stem=False),
+    'resnet50': dict(depth=50, groups=1, base_width=64, base_channels=64, deep_stem=False),
+}
+
+
+def randomize_bn(model, seed=0):
+    """Non-trivial norm parameters and statistics, so that wrongly loaded BN layers show."""
+    g = torch.Generator().manual_seed(seed)
+    for m in model.modules():
+        if isinstance(m, _BatchNorm):
+            n = m.num_features
+            m.weight.data = torch.rand(n, generator=g) + 0.5
+            m.bias.data = torch.randn(n, generator=g) * 0.1
+            m.running_mean = torch.randn(n, generator=g) * 0.1
+            m.running_var = torch.rand(n, generator=g) + 0.5
+    return model
+
+
+def small_input():
+    return torch.randn(1, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+
+
+@torch.no_grad()
+def reference_stages(model, x):
+    """layer1..layer4 outputs of a torchvision or timm ResNet."""
+    act = model.relu if hasattr(model, 'relu') else model.act1
+    x = model.maxpool(act(model.bn1(model.conv1(x))))
+    outs = []
+    for layer in (model.layer1, model.layer2, model.layer3, model.layer4):
+        x = layer(x)
+        outs.append(x)
+    return outs
+
+
+def load_ours(name, state_dict):
+    ours = getattr(builders, name)()
+    ours.load_state_dict(state_dict, strict=True)
+    return ours.eval()
+
+
+def assert_same_stages(ours, expected):
+    with torch.no_grad():
+        outs = ours(small_input())
+    assert len(outs) == len(expected) == 4
+    for o, e in zip(outs, expected):
+        torch.testing.assert_close(o, e, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize('name', ['resnext50_32x4d', 'resnet50'])
+def test_torchvision_weights_give_torchvision_features(tmp_path, name):
+    tv = randomize_bn(getattr(torchvision.models, name)()).eval()
+    torch.save(tv.state_dict(), tmp_path / 'tv.pth')
+    state_dict = convert('torchvision', read_checkpoint(str(tmp_path / 'tv.pth')))
+    assert not any(k.startswith('fc.') for k in state_dict)
+    assert infer_arch(state_dict) == ARCHS[name]
+    assert_same_stages(load_ours(name, state_dict), reference_stages(tv, small_input()))
+
+
+def test_timm_weights_give_timm_features():
+    model = randomize_bn(timm.create_model('resnext50_32x4d', pretrained=False)).eval()
+    state_dict = convert('timm', model.state_dict())
+    ours = load_ours('resnext50_32x4d', state_dict)
+    expected = reference_stages(model, small_input())
+    with torch.no_grad():
+        torch.testing.assert_close(model.forward_features(small_input()), expected[-1])
+    assert_same_stages(ours, expected)
+
+
+def test_half_precision_weights_without_bn_counters_load_as_float32():
+    """Old torchvision checkpoints lack num_batches_tracked; fp16 exports are common."""
+    tv = randomize_bn(torchvision.models.resnext50_32x4d()).eval()
+    old = {'model': {k: v.half() for k, v in tv.state_dict().items()
+                     if not k.endswith('num_batches_tracked')}}
+    state_dict = convert('torchvision', old)
+    assert state_dict['layer1.0.conv2.weight'].dtype == torch.float32
+    assert state_dict['layer1.0.bn2.num_batches_tracked'].dtype == torch.long
+    assert state_dict.keys() == resnext50_32x4d().state_dict().keys()
+    load_ours('resnext50_32x4d', state_dict)
+
+
+def test_mmpretrain_layout_gives_the_backbone_back():
+    backbone = randomize_bn(resnext50_32x4d())
+    original = backbone.state_dict()
+    checkpoint = {
+        'state_dict': {**{f'backbone.{k}': v for k, v in original.items()},
+                       'head.fc.weight': torch.randn(10, 2048), 'head.fc.bias': torch.zeros(10)},
+        'meta': dict(epoch=1),
+    }
+    state_dict = convert('mmpretrain', checkpoint)
+    assert list(state_dict) == list(original)
+    for key, value in original.items():
+        assert torch.equal(state_dict[key], value), key
+        assert state_dict[key] is not value and state_dict[key].is_contiguous()
+
+
+@pytest.mark.parametrize('layout', ['detector', 'backbone-only'])
+def test_mmdet_weights_give_mmdets_features(layout):
+    mmdet_backbone = randomize_bn(MMDetResNeXt(depth=50, groups=32, base_width=4))
+    mmdet_backbone.eval()  # mmdet's ResNet.train() returns None
+    backbone_sd = mmdet_backbone.state_dict()
+    if layout == 'detector':
+        checkpoint = {'meta': {}, 'state_dict': {
+            **{f'backbone.{k}': v for k, v in backbone_sd.items()},
+            'neck.lateral_convs.0.conv.weight': torch.randn(256, 256, 1, 1),
+            'rpn_head.rpn_conv.weight': torch.randn(256, 256, 3, 3),
+            'roi_head.bbox_head.fc_cls.weight': torch.randn(81, 1024)}}
+    else:
+        checkpoint = backbone_sd
+    ours = load_ours('resnext50_32x4d', convert('mmdet', checkpoint))
+    with torch.no_grad():
+        expected = mmdet_backbone(small_input())
+    assert_same_stages(ours, expected)
+
+
+def test_refuses_basicblock_resnet():
+    state_dict = torchvision.models.resnet18().state_dict()
+    with pytest.raises(WeightsError, match='BasicBlock.*bottleneck'):
+        convert('torchvision', state_dict)
+
+
+def test_verify_names_the_mismatching_field():
+    with torch.device('meta'):  # shapes are all it needs
+        x101 = torchvision.models.resnext101_32x8d().state_dict()
+    state_dict = {k: v for k, v in x101.items() if not k.startswith('fc.')}
+    assert verify_against(state_dict, dict(depth=101, groups=32, base_width=8))['depth'] == 101
+    with pytest.raises(WeightsError) as info:
+        verify_against(state_dict, dict(depth=101, groups=32, base_width=4))
+    # only the mismatching field is named
+    assert str(info.value).endswith(': base_width: checkpoint has 8, config asks for 4')
+
+
+def test_resnet_base_width_is_not_compared():
+    """groups=1 ignores base_width (mmdet's ResNeXt(groups=1, base_width=4) is a ResNet)."""
+    state_dict = convert('torchvision', torchvision.models.resnet50().state_dict())
+    verify_against(state_dict, dict(depth=50, groups=1, base_width=4))
+
+
+@pytest.mark.parametrize('edit,named', [
+    (lambda sd: sd.pop('layer3.2.conv2.weight'), 'missing keys:.*layer3.2.conv2.weight'),
+    (lambda sd: sd.update({'layer2.0.conv2.conv_offset.weight': torch.zeros(18, 256, 3, 3)}),
+     'unexpected keys:.*layer2.0.conv2.conv_offset.weight'),
+    (lambda sd: sd.update({'layer2.1.bn1.weight': torch.ones(3)}),
+     r'wrong shapes:.*layer2.1.bn1.weight.*\(3,\) instead of \(256,\)'),
+])
+def test_refuses_incomplete_or_extra_keys(edit, named):
+    state_dict = torchvision.models.resnext50_32x4d().state_dict()
+    edit(state_dict)
+    with pytest.raises(WeightsError, match=named):
+        convert('torchvision', state_dict)
+
+
+def test_refuses_detector_without_backbone():
+    with pytest.raises(WeightsError, match='no stage keys.*neck.fpn_convs.0.conv.weight'):
+        convert('mmdet', {'state_dict': {'neck.fpn_convs.0.conv.weight': torch.zeros(1)}})
+
+
+@pytest.mark.parametrize('content', [b'not a checkpoint' * 8, 'truncated', b''])
+def test_refuses_unreadable_files(tmp_path, content):
+    path = tmp_path / 'bad.pth'
+    if content == 'truncated':
+        torch.save({'w': torch.zeros(100)}, path)
+        content = path.read_bytes()[:200]
+    path.write_bytes(content)
+    with pytest.raises(WeightsError, match=f'{path}: not a readable PyTorch checkpoint'):
+        read_checkpoint(str(path))
+
+
+def run_tools(*arg_lists):
+    """Run convert_weights.py once per argument list, concurrently (each run spends seconds
+    importing torch and mmdet); return their CompletedProcess-like results."""
+    tool = str(ROOT / 'tools' / 'convert_weights.py')
+    procs = [subprocess.Popen([sys.executable, tool, *args], cwd=ROOT, text=True,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+             for args in arg_lists]
+    return [(p, *p.communicate(timeout=120)) for p in procs]
+
+
+def test_cli_converts_and_refuses(tmp_path):
+    src = tmp_path / 'tv.pth'
+    torch.save(torchvision.models.resnext50_32x4d().state_dict(), src)
+    out_dir = tmp_path / 'out'
+    (ok, ok_out, ok_err), (wrong, _, wrong_err) = run_tools(
+        ['torchvision', str(src), str(out_dir / 'x50.pth'), '--arch', '50,32,4'],
+        ['torchvision', str(src), str(out_dir / 'x50_64x4d.pth'), '--arch', '50,64,4'])
+
+    assert ok.returncode == 0, ok_err
+    written = list(out_dir.glob('x50-*.pth'))
+    assert len(written) == 1 and str(written[0]) in ok_out
+    assert 'depth=50 groups=32 base_width=4' in ok_out
+
+    assert wrong.returncode == 2
+    assert wrong_err.startswith('error:') and len(wrong_err.splitlines()) == 1
+    assert 'groups: checkpoint has 32, config asks for 64' in wrong_err
+    assert 'Traceback' not in wrong_err
+    assert [p.name for p in out_dir.iterdir()] == [written[0].name]  # nothing else written
