@@ -5,7 +5,7 @@ the package's modules in the `resnext_det` registry scope, a child of mmdet's, s
 them `type='resnext_det.ResNeXt'` and mmdet's own `ResNeXt` stays untouched.
 """
 from .version import __version__
-from . import datasets, evaluation, models, registry  # noqa: F401  (registers modules)
+from . import datasets, engine, evaluation, models, registry  # noqa: F401  (registers modules)
 from .utils.checkpoint import install_safe_globals
 
 install_safe_globals()

@@ -5,10 +5,10 @@ Each registry is a child of mmdet's, so mmdet configs reach our modules as
 while mmdet's own `ResNeXt` is neither replaced nor shadowed.
 """
 from mmdet.registry import DATASETS as MMDET_DATASETS
-from mmdet.registry import HOOKS as MMDET_HOOKS
 from mmdet.registry import METRICS as MMDET_METRICS
 from mmdet.registry import MODELS as MMDET_MODELS
 from mmdet.registry import TRANSFORMS as MMDET_TRANSFORMS
+from mmengine.registry import MODEL_WRAPPERS as MMENGINE_MODEL_WRAPPERS
 from mmengine.registry import Registry
 
 MODELS = Registry('model', parent=MMDET_MODELS, scope='resnext_det',
@@ -19,5 +19,7 @@ TRANSFORMS = Registry('transform', parent=MMDET_TRANSFORMS, scope='resnext_det',
                       locations=['resnext_det.datasets'])
 METRICS = Registry('metric', parent=MMDET_METRICS, scope='resnext_det',
                    locations=['resnext_det.evaluation'])
-HOOKS = Registry('hook', parent=MMDET_HOOKS, scope='resnext_det',
-                 locations=['resnext_det.engine'])
+# mmengine's Runner looks wrappers up in its root registry, whose `get` only finds scoped names
+# in direct children: so this one hangs off mmengine's root, not mmdet's.
+MODEL_WRAPPERS = Registry('model_wrapper', parent=MMENGINE_MODEL_WRAPPERS, scope='resnext_det',
+                          locations=['resnext_det.engine'])

@@ -16,7 +16,8 @@ from mmengine.dist import is_main_process
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
-from resnext_det.engine import UserInputError, check_inputs, load_config
+from resnext_det.engine import (UserInputError, check_inputs, load_config,
+                                 setup_cpu_distributed)
 
 
 def parse_args(argv=None):
@@ -48,6 +49,7 @@ def main(argv=None):
             raise UserInputError(f'--out {args.out}: the dump file must end in .pkl')
         cfg.load_from = args.checkpoint
         check_inputs(cfg, 'test')
+        setup_cpu_distributed(cfg)
     except UserInputError as e:
         sys.exit(f'error: {e}')
     if args.show or args.show_dir:

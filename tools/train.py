@@ -11,7 +11,8 @@ from mmengine.config import DictAction
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
-from resnext_det.engine import UserInputError, check_inputs, load_config
+from resnext_det.engine import (UserInputError, check_inputs, load_config,
+                                 setup_cpu_distributed)
 
 
 def parse_args(argv=None):
@@ -50,6 +51,7 @@ def build_train_config(args):
         cfg.resume = True
         cfg.load_from = args.resume
     check_inputs(cfg, 'train')
+    setup_cpu_distributed(cfg)
     return cfg
 
 

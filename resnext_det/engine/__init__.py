@@ -1,3 +1,7 @@
-from .launch import UserInputError, check_inputs, load_config
+from .launch import UserInputError, check_inputs, load_config, setup_cpu_distributed
+from .wrappers import CPUDistributedDataParallel
 
-__all__ = ['UserInputError', 'check_inputs', 'load_config']
+__all__ = [
+    'CPUDistributedDataParallel', 'UserInputError', 'check_inputs', 'load_config',
+    'setup_cpu_distributed'
+]

@@ -23,10 +23,26 @@ def load_config(path, cfg_options=None, launcher='none', work_dir=None) -> Confi
         cfg.work_dir = work_dir
     elif cfg.get('work_dir') is None:
         cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(path))[0])
-    if launcher != 'none' and not torch.cuda.is_available():
-        # NCCL (mmdet's default) needs GPUs; CPU processes talk over gloo.
-        cfg.env_cfg.setdefault('dist_cfg', {})['backend'] = 'gloo'
     return cfg
+
+
+def setup_cpu_distributed(cfg) -> None:
+    """Let `--launcher pytorch` run on CPU-only machines (tests, CI, laptops).
+
+    mmengine assumes GPUs for distributed runs: it calls `torch.cuda.set_device` and hands
+    `device_ids` to DDP. On a machine without CUDA we start the gloo process group ourselves
+    (mmengine then skips its own init) and wrap the model in a DDP that takes no device ids.
+    """
+    if cfg.launcher == 'none' or torch.cuda.is_available():
+        return
+    if cfg.launcher != 'pytorch':
+        raise UserInputError(f'--launcher {cfg.launcher} needs GPUs; on CPU use torchrun '
+                             '(tools/dist_train.sh, --launcher pytorch)')
+    if not torch.distributed.is_initialized():
+        torch.distributed.init_process_group(backend='gloo')
+    cfg.setdefault('model_wrapper_cfg',
+                   dict(type='resnext_det.CPUDistributedDataParallel', broadcast_buffers=False,
+                        find_unused_parameters=cfg.get('find_unused_parameters', False)))
 
 
 def _datasets(loader_cfg):

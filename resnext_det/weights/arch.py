@@ -1,10 +1,10 @@
 """Which ResNeXt a backbone state dict is, read from its keys and tensor shapes.
 
 A checkpoint does not say which network it belongs to, and loading it into the wrong one either
-fails deep inside ``load_state_dict`` or, with ``strict=False`` (mmengine's ``Pretrained`` init),
-silently loads nothing. So the architecture is inferred from the tensors themselves, and the
-whole state dict is then checked against the network that architecture builds: every key
-present, none left over, every shape right.
+fails deep inside ``load_state_dict`` or, with ``strict=False`` (mmengine's ``Pretrained``
+init), loads nothing but a logged warning. So the architecture is inferred from the tensors
+themselves, and the whole state dict is then checked against the network that architecture
+builds: every key present, none left over, every shape right.
 """
 import functools
 import re
@@ -40,8 +40,8 @@ def _blocks_per_stage(state_dict: Mapping) -> Tuple[int, ...]:
             num_blocks[stage] = max(num_blocks.get(stage, 0), block + 1)
     if not num_blocks:
         prefixed = [k for k in state_dict if '.layer1.0.' in k]
-        hint = (f"; its keys carry the prefix {prefixed[0].split('layer1.0.')[0]!r}, which "
-                f'the chosen source does not remove' if prefixed else '')
+        hint = (f"; its keys carry the prefix {prefixed[0].split('layer1.0.')[0]!r} (convert() "
+                f"strips 'backbone.' for mmdet/mmpretrain checkpoints)" if prefixed else '')
         raise WeightsError(f'not a ResNet/ResNeXt backbone state dict: no stage keys like '
                            f"'layer1.0.conv1.weight' (keys: {name_keys(state_dict)}){hint}")
     if sorted(num_blocks) != [1, 2, 3, 4]:
@@ -81,11 +81,11 @@ def infer_arch(state_dict: Mapping) -> Dict:
         known = ', '.join(f'{d}: {b}' for b, d in DEPTHS.items())
         raise WeightsError(f'blocks per stage {blocks} match no ResNet/ResNeXt depth ({known})')
 
-    planes = _shape(state_dict, 'layer1.0.conv3.weight')[0] // ResNeXt.block.expansion
-    conv2 = _shape(state_dict, 'layer1.0.conv2.weight')
-    if len(conv2) != 4 or not conv2[1]:
-        raise WeightsError(f"'layer1.0.conv2.weight' has shape {tuple(conv2)}, not that of a "
-                           f'bottleneck 3x3 conv')
+    conv2, conv3 = (_shape(state_dict, f'layer1.0.conv{i}.weight') for i in (2, 3))
+    if len(conv2) != 4 or len(conv3) != 4 or not conv2[1] or conv3[0] < ResNeXt.block.expansion:
+        raise WeightsError(f'layer1.0.conv2/conv3 weights of shapes {tuple(conv2)}/'
+                           f'{tuple(conv3)} are not those of a bottleneck block')
+    planes = conv3[0] // ResNeXt.block.expansion
     width = conv2[0]
     groups = width // conv2[1]
     if groups == 1 and width != planes:

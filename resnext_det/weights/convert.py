@@ -30,9 +30,9 @@ def _load_failure_reason(exc: Exception) -> str:
 def read_checkpoint(path: str):
     """``torch.load`` a file on CPU, tensors and plain containers only (``weights_only``).
 
-    ``import resnext_det`` allowlists the few objects of mmengine runner checkpoints, so
-    training checkpoints load too; anything else that is not a checkpoint raises
-    :class:`WeightsError` naming the file.
+    ``import resnext_det`` allowlists the few other objects of mmengine runner checkpoints, so
+    training checkpoints load too. A file that is not a checkpoint, is truncated or holds any
+    other object raises :class:`WeightsError` naming the file.
     """
     if not os.path.isfile(path):
         raise FileNotFoundError(f'{path}: no such file')

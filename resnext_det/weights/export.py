@@ -70,6 +70,7 @@ def save_backbone_checkpoint(state_dict: Mapping, out_path: str, meta: Dict) -> 
             if _sha256(final_path) != sha256:
                 raise FileExistsError(f'{final_path} already exists with different content; '
                                       f'not overwriting it')
+            os.utime(final_path)  # still the newest export, for those who pick by time
         else:
             os.replace(tmp_path, final_path)
             _fsync_dir(out_dir)

@@ -1,0 +1,115 @@
+"""Exported backbone checkpoints: hashed name, backbone only, and loadable by mmdet configs."""
+import hashlib
+import re
+
+import pytest
+import torch
+from mmengine.logging import MessageHub
+from mmengine.runner import load_checkpoint
+from torch.nn.modules.batchnorm import _BatchNorm
+
+import resnext_det  # noqa: F401  (installs the weights_only allowlist)
+from resnext_det.models import ResNeXt, resnext50_32x4d
+from resnext_det.weights import (WeightsError, export_classifier, read_checkpoint,
+                                 save_backbone_checkpoint)
+
+X50_ARCH = dict(depth=50, groups=32, base_width=4, base_channels=64, deep_stem=False)
+
+
+def random_backbone():
+    """Random convs (PyTorch's default init) and non-trivial BN affine/statistics."""
+    model = resnext50_32x4d()
+    for m in model.modules():
+        if isinstance(m, _BatchNorm):
+            m.weight.data = torch.rand(m.num_features) + 0.5
+            m.running_mean = torch.randn(m.num_features) * 0.1
+    return model
+
+
+def classification_checkpoint(backbone, top1_in='meta'):
+    """A checkpoint as mmengine's runner saves our classifier: backbone.* + head.fc.*, with
+    optimizer state and the best top-1 in meta or only in the logged validation history."""
+    meta = dict(epoch=3, iter=300, cfg='model = dict(...)')
+    hub = MessageHub('test_export')
+    for top1 in (61.0, 65.5, 64.0):
+        hub.update_scalar('val/accuracy/top1', top1)
+    if top1_in == 'meta':
+        meta['best_top1'] = 65.5
+    state_dict = {f'backbone.{k}': v for k, v in backbone.state_dict().items()}
+    state_dict.update({'head.fc.weight': torch.randn(10, 2048), 'head.fc.bias': torch.zeros(10)})
+    return {
+        'meta': meta,
+        'state_dict': state_dict,
+        'optimizer': {'state': {0: {'momentum_buffer': torch.zeros(3)}},
+                      'param_groups': [dict(lr=0.1, params=[0])]},
+        'message_hub': hub.state_dict(),
+    }
+
+
+@pytest.mark.parametrize('top1_in', ['meta', 'message_hub'])
+def test_export_writes_a_hashed_backbone_only_checkpoint(tmp_path, top1_in):
+    backbone = random_backbone()
+    src = tmp_path / 'epoch_3.pth'
+    torch.save(classification_checkpoint(backbone, top1_in), src)
+
+    path = export_classifier(str(src), str(tmp_path / 'ckpt' / 'x50_cls.pth'))
+
+    match = re.fullmatch(r'x50_cls-([0-9a-f]{8})\.pth', path.split('/')[-1])
+    assert match, path
+    with open(path, 'rb') as f:
+        assert hashlib.sha256(f.read()).hexdigest()[:8] == match.group(1)
+    exported = torch.load(path, map_location='cpu', weights_only=True)
+    assert set(exported) == {'state_dict', 'meta'}
+    assert exported['state_dict'].keys() == backbone.state_dict().keys()
+    assert exported['meta'] == dict(arch=X50_ARCH, epoch=3, top1=65.5, source=str(src))
+    assert [p.name for p in (tmp_path / 'ckpt').iterdir()] == [match.group(0)]
+
+
+def test_export_without_recorded_top1(tmp_path):
+    checkpoint = classification_checkpoint(random_backbone())
+    del checkpoint['meta']['best_top1'], checkpoint['message_hub']
+    torch.save(checkpoint, tmp_path / 'cls.pth')
+    path = export_classifier(str(tmp_path / 'cls.pth'), str(tmp_path / 'x50.pth'))
+    assert read_checkpoint(path)['meta']['top1'] is None
+
+
+def test_exported_checkpoint_loads_through_init_cfg_with_nothing_missing(tmp_path):
+    source = random_backbone()
+    torch.save(classification_checkpoint(source), tmp_path / 'cls.pth')
+    path = export_classifier(str(tmp_path / 'cls.pth'), str(tmp_path / 'x50.pth'))
+
+    # what a detection config's backbone=dict(init_cfg=dict(type='Pretrained', ...)) does
+    model = ResNeXt(depth=50, groups=32, base_width=4,
+                    init_cfg=dict(type='Pretrained', checkpoint=path))
+    model.init_weights()
+    for (key, loaded), expected in zip(model.state_dict().items(), source.state_dict().values()):
+        assert torch.equal(loaded, expected), key
+    # Pretrained init loads with strict=False and only logs problems; strict=True raises on
+    # any missing or unexpected key
+    load_checkpoint(resnext50_32x4d(), path, map_location='cpu', strict=True)
+
+
+def test_same_content_reuses_the_file_and_different_content_is_not_overwritten(tmp_path):
+    state_dict = random_backbone().state_dict()
+    first = save_backbone_checkpoint(state_dict, str(tmp_path / 'x50.pth'), dict(source='a'))
+    assert save_backbone_checkpoint(state_dict, str(tmp_path / 'x50.pth'),
+                                    dict(source='a')) == first
+    with open(first, 'ab') as f:  # the file under that name no longer has that content
+        f.write(b'tampered')
+    with pytest.raises(FileExistsError, match=re.escape(first)):
+        save_backbone_checkpoint(state_dict, str(tmp_path / 'x50.pth'), dict(source='a'))
+    assert [p.name for p in tmp_path.iterdir()] == [first.split('/')[-1]]  # no temp files
+
+
+def test_refused_exports_write_nothing(tmp_path):
+    garbage = tmp_path / 'garbage.pth'
+    garbage.write_bytes(b'\x00garbage' * 64)
+    with pytest.raises(WeightsError, match=f'{garbage}: not a readable PyTorch checkpoint'):
+        export_classifier(str(garbage), str(tmp_path / 'out' / 'x.pth'))
+
+    checkpoint = classification_checkpoint(random_backbone())
+    del checkpoint['state_dict']['backbone.layer4.2.conv3.weight']
+    torch.save(checkpoint, tmp_path / 'cls.pth')
+    with pytest.raises(WeightsError, match='missing keys:.*layer4.2.conv3.weight'):
+        export_classifier(str(tmp_path / 'cls.pth'), str(tmp_path / 'out' / 'x.pth'))
+    assert not (tmp_path / 'out').exists()
