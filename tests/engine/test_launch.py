@@ -1,0 +1,92 @@
+"""Bad input to the train/test CLIs: one clear line naming the problem and the fix."""
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from mmdet.registry import DATASETS
+from mmdet.utils import register_all_modules
+
+from resnext_det.datasets.demo_data import make_demo_data
+from resnext_det.engine import UserInputError, check_inputs, load_config
+
+ROOT = Path(__file__).resolve().parents[2]
+DEMO = ROOT / 'configs' / 'demo' / 'faster_rcnn_x50_8x4d_slim_demo.py'
+
+
+@pytest.fixture(scope='module')
+def demo_data(tmp_path_factory):
+    return Path(make_demo_data(tmp_path_factory.mktemp('d') / 'demo', num_train=6, num_val=3,
+                               num_cls_per_class=1, num_cls_val_per_class=1)['out_dir'])
+
+
+def demo_config(demo_data):
+    root = f'{demo_data}/coco/'
+    return load_config(str(DEMO), {
+        'train_dataloader.dataset.data_root': root, 'val_dataloader.dataset.data_root': root,
+        'test_dataloader.dataset.data_root': root,
+        'val_evaluator.ann_file': root + 'annotations/instances_val.json',
+        'test_evaluator.ann_file': root + 'annotations/instances_val.json'})
+
+
+def test_demo_config_passes_the_checks(demo_data):
+    check_inputs(demo_config(demo_data), 'train')
+
+
+def test_missing_data_root_names_the_path_and_the_way_out(tmp_path):
+    cfg = load_config(str(ROOT / 'configs' / 'faster_rcnn_r50_fpn.py'),
+                      {'train_dataloader.dataset.data_root': f'{tmp_path}/coco/'})
+    with pytest.raises(UserInputError) as err:
+        check_inputs(cfg, 'train')
+    assert f'{tmp_path}/coco/' in str(err.value) and 'make_demo_data' in str(err.value)
+
+
+def test_missing_annotation_file_is_named(demo_data):
+    cfg = demo_config(demo_data)
+    cfg.train_dataloader.dataset.ann_file = 'annotations/missing.json'
+    with pytest.raises(UserInputError, match='missing.json does not exist'):
+        check_inputs(cfg, 'train')
+
+
+def test_backbone_typo_lists_registered_names(demo_data):
+    cfg = demo_config(demo_data)
+    cfg.model.backbone.type = 'resnext_det.ResNext'
+    with pytest.raises(UserInputError) as err:
+        check_inputs(cfg, 'train')
+    assert "'resnext_det.ResNext'" in str(err.value)
+    assert 'resnext_det.ResNeXt' in str(err.value) and 'ResNet' in str(err.value)
+
+
+def test_missing_pretrained_checkpoint_says_how_to_get_one(demo_data, tmp_path):
+    cfg = demo_config(demo_data)
+    cfg.model.backbone.init_cfg = dict(type='Pretrained', checkpoint=str(tmp_path / 'no.pth'))
+    with pytest.raises(UserInputError) as err:
+        check_inputs(cfg, 'train')
+    assert 'no.pth' in str(err.value) and 'export_backbone' in str(err.value)
+
+
+def test_cli_prints_one_line_without_traceback(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, 'tools/train.py', 'configs/faster_rcnn_r50_fpn.py', '--work-dir',
+         str(tmp_path / 'w'), '--cfg-options', f'train_dataloader.dataset.data_root={tmp_path}/'],
+        cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode != 0
+    lines = [line for line in proc.stderr.splitlines() if line.startswith('error:')]
+    assert len(lines) == 1 and 'Traceback' not in proc.stderr
+    assert not (tmp_path / 'w').exists(), 'a failed check must not create the work dir'
+
+
+def test_undecodable_image_is_reported_by_file_name(demo_data, tmp_path):
+    register_all_modules()
+    cfg = demo_config(demo_data)
+    ds_cfg = cfg.val_dataloader.dataset
+    images = tmp_path / 'val'
+    images.mkdir()
+    for f in (demo_data / 'coco' / 'val').iterdir():
+        (images / f.name).write_bytes(f.read_bytes())
+    broken = sorted(images.iterdir())[0]
+    broken.write_bytes(b'\xff\xd8 this is not a jpeg')
+    ds_cfg.data_prefix = dict(img=str(images) + '/')
+    dataset = DATASETS.build(ds_cfg)
+    with pytest.raises(Exception, match=broken.name):
+        dataset[0]
