@@ -11,13 +11,12 @@ import os
 import os.path as osp
 import sys
 
-from mmengine.config import DictAction
 from mmengine.dist import is_main_process
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
-from resnext_det.engine import (UserInputError, check_inputs, load_config,
-                                 setup_cpu_distributed)
+from resnext_det.engine import (UserInputError, add_common_args, check_inputs, load_config,
+                                 parse_cli, setup_cpu_distributed)
 
 
 def parse_args(argv=None):
@@ -30,13 +29,8 @@ def parse_args(argv=None):
     parser.add_argument('--show-dir', help='save images with predictions drawn, under '
                         'work_dir/TIMESTAMP/SHOW_DIR')
     parser.add_argument('--wait-time', type=float, default=2, help='the interval of show (s)')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='override config settings, key=value')
-    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none')
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args(argv)
-    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
-    return args
+    add_common_args(parser)
+    return parse_cli(parser, argv)
 
 
 def main(argv=None):

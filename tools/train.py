@@ -4,15 +4,13 @@
                                  [--cfg-options k=v ...] [--launcher none|pytorch|slurm|mpi]
 """
 import argparse
-import os
 import sys
 
-from mmengine.config import DictAction
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
-from resnext_det.engine import (UserInputError, check_inputs, load_config,
-                                 setup_cpu_distributed)
+from resnext_det.engine import (UserInputError, add_common_args, check_inputs, load_config,
+                                 parse_cli, setup_cpu_distributed)
 
 
 def parse_args(argv=None):
@@ -25,13 +23,8 @@ def parse_args(argv=None):
     parser.add_argument(
         '--resume', nargs='?', type=str, const='auto',
         help='resume from this checkpoint, or without a path from the latest one in work_dir')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='override config settings, key=value (e.g. train_cfg.max_epochs=1)')
-    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none')
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args(argv)
-    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
-    return args
+    add_common_args(parser)
+    return parse_cli(parser, argv)
 
 
 def build_train_config(args):

@@ -51,17 +51,20 @@ class ImageNetFolder(Dataset):
         data_root (str): the split's folder, e.g. ``data/imagenet/train``.
         train (bool): training augmentation or test-time resize + crop.
         crop_size (int), resize_size (int): see above.
+        crop_scale (tuple): area range of RandomResizedCrop (the paper's (0.08, 1.0); small
+            images of single objects want a larger minimum).
         classes (Sequence[str], optional): class order; default: sorted folder names.
     """
 
     def __init__(self, data_root: str, train: bool = True, crop_size: int = 224,
-                 resize_size: int = 256, classes: Optional[Sequence[str]] = None):
+                 resize_size: int = 256, crop_scale: Sequence[float] = (0.08, 1.0),
+                 classes: Optional[Sequence[str]] = None):
         self.data_root = data_root
         self.classes, self.samples = scan_image_folder(data_root, classes)
         self.metainfo = dict(classes=tuple(self.classes))
         if train:
             self.transform = v2.Compose([
-                v2.RandomResizedCrop(crop_size, antialias=True),
+                v2.RandomResizedCrop(crop_size, scale=tuple(crop_scale), antialias=True),
                 v2.RandomHorizontalFlip()
             ])
         else:

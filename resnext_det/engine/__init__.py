@@ -1,7 +1,8 @@
-from .launch import UserInputError, check_inputs, load_config, setup_cpu_distributed
+from .launch import (UserInputError, add_common_args, check_inputs, load_config, parse_cli,
+                     setup_cpu_distributed)
 from .wrappers import CPUDistributedDataParallel
 
 __all__ = [
-    'CPUDistributedDataParallel', 'UserInputError', 'check_inputs', 'load_config',
-    'setup_cpu_distributed'
+    'CPUDistributedDataParallel', 'UserInputError', 'add_common_args', 'check_inputs',
+    'load_config', 'parse_cli', 'setup_cpu_distributed'
 ]

@@ -1,24 +1,43 @@
 """What tools/train.py and tools/test.py share: loading a config as mmdet's tools do, and
 checking the inputs a run needs before any worker starts, so a missing file is one clear line
 instead of a traceback from deep inside a dataloader worker."""
+import os
 import os.path as osp
 
 import torch
-from mmengine.config import Config
+from mmengine.config import Config, DictAction
 
 
 class UserInputError(Exception):
     """Bad input the user can fix; the CLIs print the message alone and exit with status 2."""
 
 
+def add_common_args(parser) -> None:
+    """The flags tools/train.py and tools/test.py share with mmdet's tools."""
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override config settings, key=value (e.g. train_cfg.max_epochs=1)')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none')
+    # torch.distributed.launch passes --local-rank; torchrun sets LOCAL_RANK
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+
+
+def parse_cli(parser, argv=None):
+    args = parser.parse_args(argv)
+    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+    return args
+
+
 def load_config(path, cfg_options=None, launcher='none', work_dir=None) -> Config:
     """mmdet's config handling: CLI overrides, then work_dir from CLI > config > file name."""
     if not osp.isfile(path):
         raise UserInputError(f'config file {path} does not exist')
-    cfg = Config.fromfile(path)
+    try:
+        cfg = Config.fromfile(path)
+        if cfg_options:
+            cfg.merge_from_dict(cfg_options)
+    except Exception as e:  # mmengine raises many types for a bad config; all are the user's
+        raise UserInputError(f'config {path}: {type(e).__name__}: {e}') from None
     cfg.launcher = launcher
-    if cfg_options:
-        cfg.merge_from_dict(cfg_options)
     if work_dir is not None:
         cfg.work_dir = work_dir
     elif cfg.get('work_dir') is None:

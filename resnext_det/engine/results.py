@@ -42,7 +42,10 @@ def load_run(work_dir):
             elif any(k.endswith('_mAP_50') for k in r):
                 val[r['step']] = r
         break
-    history = [dict(epoch=e, loss=sum(v) / len(v), **{
-        k: val[e][k] for k in val.get(e, {}) if k.startswith('coco/')}) for e in sorted(losses)]
+    history = []
+    for epoch in sorted(losses):
+        metrics = {k: v for k, v in val.get(epoch, {}).items() if k.startswith('coco/')}
+        history.append(dict(epoch=epoch, loss=sum(losses[epoch]) / len(losses[epoch]),
+                            **metrics))
     name = osp.splitext(osp.basename(results['config']))[0]
     return dict(work_dir=work_dir, name=name, metrics=results['metrics'], history=history)

@@ -90,3 +90,13 @@ def test_undecodable_image_is_reported_by_file_name(demo_data, tmp_path):
     dataset = DATASETS.build(ds_cfg)
     with pytest.raises(Exception, match=broken.name):
         dataset[0]
+
+
+def test_broken_config_is_one_clear_error(tmp_path):
+    config = tmp_path / 'broken.py'
+    config.write_text(f"_base_ = '{DEMO}'\n"
+                      "model = dict(backbone=dict(init_cfg=dict(type='Pretrained')))\n")
+    with pytest.raises(UserInputError, match='broken.py.*init_cfg'):
+        load_config(str(config))
+    with pytest.raises(UserInputError, match='does not exist'):
+        load_config(str(tmp_path / 'nope.py'))

@@ -7,24 +7,11 @@ import torch.nn as nn
 from mmdet.models.backbones import ResNet as MMDetResNet
 from mmdet.models.backbones import ResNeXt as MMDetResNeXt
 from mmdet.registry import MODELS as MMDET_MODELS
-from torch.nn.modules.batchnorm import _BatchNorm
 
 import resnext_det  # noqa: F401
 from resnext_det.models import Bottleneck, ResNeXt, resnext50_32x4d
 from resnext_det.models.aggregated_forms import EarlyConcatenation, SplitTransformMerge
-
-
-def randomize_bn(model, seed=0):
-    """Give every norm layer non-trivial affine parameters and statistics."""
-    g = torch.Generator().manual_seed(seed)
-    for m in model.modules():
-        if isinstance(m, _BatchNorm):
-            n = m.num_features
-            m.weight.data = torch.rand(n, generator=g) + 0.5
-            m.bias.data = torch.randn(n, generator=g) * 0.1
-            m.running_mean = torch.randn(n, generator=g) * 0.1
-            m.running_var = torch.rand(n, generator=g) + 0.5
-    return model
+from resnext_det.testing import randomize_bn
 
 
 def small_input(n=2, size=64, seed=0):

@@ -9,10 +9,10 @@ import timm
 import torch
 import torchvision
 from mmdet.models.backbones import ResNeXt as MMDetResNeXt
-from torch.nn.modules.batchnorm import _BatchNorm
 
 import resnext_det  # noqa: F401  (installs the weights_only allowlist)
 from resnext_det.models import builders, resnext50_32x4d
+from resnext_det.testing import randomize_bn
 from resnext_det.weights import (WeightsError, convert, infer_arch, read_checkpoint,
                                  verify_against)
 
@@ -22,18 +22,6 @@ ARCHS = {
     'resnet50': dict(depth=50, groups=1, base_width=64, base_channels=64, deep_stem=False),
 }
 
-
-def randomize_bn(model, seed=0):
-    """Non-trivial norm parameters and statistics, so that wrongly loaded BN layers show."""
-    g = torch.Generator().manual_seed(seed)
-    for m in model.modules():
-        if isinstance(m, _BatchNorm):
-            n = m.num_features
-            m.weight.data = torch.rand(n, generator=g) + 0.5
-            m.bias.data = torch.randn(n, generator=g) * 0.1
-            m.running_mean = torch.randn(n, generator=g) * 0.1
-            m.running_var = torch.rand(n, generator=g) + 0.5
-    return model
 
 
 def small_input():

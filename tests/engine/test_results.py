@@ -1,0 +1,47 @@
+"""tools/compare_results.py reads what tools/test.py and training leave in work dirs."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def fake_run(work_dir, config, ap, ap50, losses):
+    work_dir.mkdir(parents=True)
+    metrics = {'coco/bbox_mAP': ap, 'coco/bbox_mAP_50': ap50, 'coco/bbox_mAP_75': ap / 2,
+               'coco/bbox_mAP_s': 0.1, 'coco/bbox_mAP_m': 0.2, 'coco/bbox_mAP_l': 0.3}
+    (work_dir / 'test_results.json').write_text(json.dumps(
+        dict(config=f'configs/{config}.py', checkpoint='x.pth', metrics=metrics)))
+    vis = work_dir / '20260101_000000' / 'vis_data'
+    vis.mkdir(parents=True)
+    rows = []
+    for epoch, loss in enumerate(losses, 1):
+        rows += [dict(loss=loss + 0.1, epoch=epoch, iter=epoch * 2 - 1, step=epoch * 2 - 1),
+                 dict(loss=loss - 0.1, epoch=epoch, iter=epoch * 2, step=epoch * 2),
+                 {'coco/bbox_mAP_50': ap50 * epoch / len(losses), 'step': epoch}]
+    (vis / 'scalars.json').write_text('\n'.join(json.dumps(r) for r in rows))
+
+
+def test_table_deltas_and_plot(tmp_path):
+    fake_run(tmp_path / 'r50', 'faster_rcnn_r50_fpn', 0.374, 0.581, [1.0, 0.8])
+    fake_run(tmp_path / 'x50', 'faster_rcnn_x50_32x4d_fpn', 0.390, 0.602, [0.9, 0.7])
+    plot = tmp_path / 'curves.png'
+    out = subprocess.run(
+        [sys.executable, str(ROOT / 'tools' / 'compare_results.py'), str(tmp_path / 'r50'),
+         str(tmp_path / 'x50'), '--plot', str(plot)],
+        capture_output=True, text=True, check=True).stdout
+    r50 = next(line for line in out.splitlines() if line.startswith('| faster_rcnn_r50_fpn'))
+    x50 = next(line for line in out.splitlines() if line.startswith('| faster_rcnn_x50'))
+    assert '| 37.4 | 58.1 | 18.7 |' in r50
+    assert r50.endswith('| 37.4 |') and x50.endswith('| - |')  # model zoo box AP
+    assert '+1.6 | +2.1 | +0.8' in x50  # AP, AP@0.5, AP@0.75 over the first run
+    assert '+2.1 AP@0.5' in out  # the paper's claim is printed next to it
+    assert plot.read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
+
+
+def test_missing_results_name_the_fix(tmp_path):
+    proc = subprocess.run([sys.executable, str(ROOT / 'tools' / 'compare_results.py'),
+                           str(tmp_path)], capture_output=True, text=True)
+    assert proc.returncode != 0 and 'tools/test.py' in proc.stderr
+    assert 'Traceback' not in proc.stderr
