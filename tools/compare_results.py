@@ -15,7 +15,9 @@ COLUMNS = (('AP', 'bbox_mAP'), ('AP@0.5', 'bbox_mAP_50'), ('AP@0.75', 'bbox_mAP_
 
 
 def metric(run, key):
-    return 100 * run['metrics'].get(f'coco/{key}', float('nan'))
+    # pycocotools reports -1 for an area range with no objects
+    value = run['metrics'].get(f'coco/{key}', float('nan'))
+    return float('nan') if value < 0 else 100 * value
 
 
 def print_table(runs):
@@ -24,7 +26,7 @@ def print_table(runs):
     print('|---' * (len(COLUMNS) + 5) + '|')
     base = runs[0]
     for run in runs:
-        values = ' | '.join(f'{metric(run, k):.1f}' for _, k in COLUMNS)
+        values = ' | '.join(f'{metric(run, k):.1f}'.replace('nan', '-') for _, k in COLUMNS)
         deltas = ' | '.join(f'{metric(run, k) - metric(base, k):+.1f}'
                             for k in ('bbox_mAP', 'bbox_mAP_50', 'bbox_mAP_75'))
         zoo = MODEL_ZOO_BOX_AP.get(run['name'], '-')
@@ -39,9 +41,11 @@ def plot(runs, path):
     import matplotlib.pyplot as plt
     fig, (ax_ap, ax_loss) = plt.subplots(1, 2, figsize=(10, 4))
     for run in runs:
+        validated = [h for h in run['history'] if 'coco/bbox_mAP_50' in h]
+        ax_ap.plot([h['epoch'] for h in validated],
+                   [100 * h['coco/bbox_mAP_50'] for h in validated], marker='o',
+                   label=run['name'])
         epochs = [h['epoch'] for h in run['history']]
-        ap50 = [100 * h.get('coco/bbox_mAP_50', float('nan')) for h in run['history']]
-        ax_ap.plot(epochs, ap50, marker='o', label=run['name'])
         ax_loss.plot(epochs, [h['loss'] for h in run['history']], marker='o', label=run['name'])
     ax_ap.set(xlabel='epoch', ylabel='val bbox AP@0.5', title='AP@0.5 per epoch')
     ax_loss.set(xlabel='epoch', ylabel='mean train loss', title='loss per epoch')

@@ -32,7 +32,7 @@ class ImageClassifier(BaseModel):
     """Classifier for mmengine's Runner.
 
     Args:
-        backbone (dict): config of the backbone, e.g. ``dict(type='ResNeXt', depth=50,
+        backbone (dict): config of the backbone, e.g. ``dict(type='resnext_det.ResNeXt', depth=50,
             groups=32, base_width=4)``; only its last stage is used.
         num_classes (int): number of classes.
         label_smoothing (float): label smoothing of the cross-entropy loss.

@@ -43,7 +43,7 @@ def test_imagenet_configs_build_the_paper_recipe(name):
 def test_classifier_learns_a_tiny_problem():
     torch.manual_seed(0)
     model = ImageClassifier(
-        backbone=dict(type='ResNeXt', depth=50, groups=4, base_width=4, base_channels=8),
+        backbone=dict(type='resnext_det.ResNeXt', depth=50, groups=4, base_width=4, base_channels=8),
         num_classes=2, data_preprocessor=dict(type='ImgDataPreprocessor'))
     model.init_weights()
     # class 0: dark images, class 1: bright images
@@ -75,4 +75,4 @@ def test_accuracy_metric_top1_top5():
 
 def test_bad_arguments():
     with pytest.raises(ValueError, match='num_classes'):
-        ImageClassifier(backbone=dict(type='ResNeXt', depth=50), num_classes=1)
+        ImageClassifier(backbone=dict(type='resnext_det.ResNeXt', depth=50), num_classes=1)

@@ -9,7 +9,7 @@ train_dataloader = dict(
     pin_memory=True,
     persistent_workers=True,
     sampler=dict(type='DefaultSampler', shuffle=True),
-    dataset=dict(type='ImageNetFolder', data_root=data_root + 'train', train=True,
+    dataset=dict(type='resnext_det.ImageNetFolder', data_root=data_root + 'train', train=True,
                  crop_size=224))
 val_dataloader = dict(
     batch_size=32,
@@ -17,8 +17,8 @@ val_dataloader = dict(
     pin_memory=True,
     persistent_workers=True,
     sampler=dict(type='DefaultSampler', shuffle=False),
-    dataset=dict(type='ImageNetFolder', data_root=data_root + 'val', train=False,
+    dataset=dict(type='resnext_det.ImageNetFolder', data_root=data_root + 'val', train=False,
                  crop_size=224, resize_size=256))
 test_dataloader = val_dataloader
-val_evaluator = dict(type='Accuracy', topk=(1, 5))
+val_evaluator = dict(type='resnext_det.Accuracy', topk=(1, 5))
 test_evaluator = val_evaluator
