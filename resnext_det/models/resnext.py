@@ -155,9 +155,29 @@ class Bottleneck(BaseModule):
 
 
 def _check_choice(name, value, allowed):
-    if value not in allowed:
+    # exact types too: 50.0 or True would otherwise compare equal to 50 or 1
+    if isinstance(value, bool) or not any(value == a and type(value) is type(a)
+                                          for a in allowed):
         raise ValueError(f'ResNeXt: {name}={value!r} is not supported; '
                          f'allowed values: {", ".join(map(repr, allowed))}')
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _int_tuple(name, value, length=None, minimum=None):
+    """``value`` as a tuple of ints, or a ValueError naming ``name``."""
+    try:
+        items = tuple(value)
+    except TypeError:
+        items = None
+    if (items is None or (length is not None and len(items) != length)
+            or not all(_is_int(v) and (minimum is None or v >= minimum) for v in items)):
+        what = f'{length} ' if length is not None else ''
+        bound = f' >= {minimum}' if minimum is not None else ''
+        raise ValueError(f'ResNeXt: {name}={value!r} must be a sequence of {what}integers{bound}')
+    return items
 
 
 @MODELS.register_module()
@@ -224,28 +244,27 @@ class ResNeXt(BaseModule):
         _check_choice('num_stages', num_stages, (1, 2, 3, 4))
         for name, value in (('groups', groups), ('base_width', base_width),
                             ('in_channels', in_channels), ('base_channels', base_channels)):
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            if not _is_int(value) or value < 1:
                 # zero or fractional groups/widths would give zero-width or fractional
                 # bottlenecks (width = floor(planes * base_width / base_channels) * groups)
                 raise ValueError(f'ResNeXt: {name}={value!r} must be a positive integer')
         stem_channels = base_channels if stem_channels is None else stem_channels
-        if not isinstance(stem_channels, int) or stem_channels < (2 if deep_stem else 1):
+        if not _is_int(stem_channels) or stem_channels < (2 if deep_stem else 1):
             raise ValueError(f'ResNeXt: stem_channels={stem_channels!r} must be a positive '
                              f'integer (>= 2 with deep_stem)')
-        strides, dilations = tuple(strides), tuple(dilations)
-        for name, value in (('strides', strides), ('dilations', dilations)):
-            if len(value) != num_stages or any(not isinstance(v, int) or v < 1 for v in value):
-                raise ValueError(f'ResNeXt: {name}={value} must hold {num_stages} positive '
-                                 f'integers, one per stage (num_stages={num_stages})')
-        out_indices = tuple(out_indices)
+        # one per stage (num_stages entries)
+        strides = _int_tuple('strides', strides, num_stages, minimum=1)
+        dilations = _int_tuple('dilations', dilations, num_stages, minimum=1)
+        out_indices = _int_tuple('out_indices', out_indices)
         if not out_indices or any(i not in range(num_stages) for i in out_indices):
             raise ValueError(f'ResNeXt: out_indices={out_indices} must be stage indices in '
                              f'0..{num_stages - 1} (num_stages={num_stages})')
-        if not isinstance(frozen_stages, int) or not -1 <= frozen_stages <= num_stages:
+        if not _is_int(frozen_stages) or not -1 <= frozen_stages <= num_stages:
             raise ValueError(f'ResNeXt: frozen_stages={frozen_stages!r} must be in '
                              f'-1..{num_stages} (-1: nothing, 0: stem, k: stem + k stages)')
-        if dcn is not None and len(stage_with_dcn) != num_stages:
-            raise ValueError(f'ResNeXt: stage_with_dcn={tuple(stage_with_dcn)} must have '
+        if dcn is not None and (not isinstance(stage_with_dcn, (tuple, list))
+                                or len(stage_with_dcn) != num_stages):
+            raise ValueError(f'ResNeXt: stage_with_dcn={stage_with_dcn!r} must have '
                              f'num_stages={num_stages} entries')
         for plugin in plugins or []:
             if plugin.get('position') not in PLUGIN_POSITIONS:
