@@ -8,6 +8,7 @@ from mmdet.registry import DATASETS as MMDET_DATASETS
 from mmdet.registry import METRICS as MMDET_METRICS
 from mmdet.registry import MODELS as MMDET_MODELS
 from mmdet.registry import TRANSFORMS as MMDET_TRANSFORMS
+from mmengine.registry import HOOKS as MMENGINE_HOOKS
 from mmengine.registry import MODEL_WRAPPERS as MMENGINE_MODEL_WRAPPERS
 from mmengine.registry import Registry
 
@@ -19,7 +20,9 @@ TRANSFORMS = Registry('transform', parent=MMDET_TRANSFORMS, scope='resnext_det',
                       locations=['resnext_det.datasets'])
 METRICS = Registry('metric', parent=MMDET_METRICS, scope='resnext_det',
                    locations=['resnext_det.evaluation'])
-# mmengine's Runner looks wrappers up in its root registry, whose `get` only finds scoped names
-# in direct children: so this one hangs off mmengine's root, not mmdet's.
+# mmengine's Runner looks hooks and wrappers up in its root registries, whose `get` only finds
+# scoped names in direct children: so these two hang off mmengine's roots, not mmdet's.
+HOOKS = Registry('hook', parent=MMENGINE_HOOKS, scope='resnext_det',
+                 locations=['resnext_det.engine'])
 MODEL_WRAPPERS = Registry('model_wrapper', parent=MMENGINE_MODEL_WRAPPERS, scope='resnext_det',
                           locations=['resnext_det.engine'])

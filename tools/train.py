@@ -9,8 +9,8 @@ import sys
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
-from resnext_det.engine import (UserInputError, add_common_args, check_inputs, load_config,
-                                 parse_cli, setup_cpu_distributed)
+from resnext_det.engine import (NonFiniteLossError, UserInputError, add_common_args,
+                                 check_inputs, load_config, parse_cli, setup_cpu_distributed)
 
 
 def parse_args(argv=None):
@@ -55,7 +55,10 @@ def main(argv=None):
     except UserInputError as e:
         sys.exit(f'error: {e}')
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
-    runner.train()
+    try:
+        runner.train()
+    except NonFiniteLossError as e:
+        sys.exit(f'error: {e}')
 
 
 if __name__ == '__main__':

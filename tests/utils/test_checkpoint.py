@@ -1,4 +1,5 @@
 """mmengine runner checkpoints load and resume under torch's `weights_only=True` default."""
+import pytest
 import torch
 import torch.nn as nn
 from mmengine.model import BaseModel
@@ -6,6 +7,7 @@ from mmengine.runner import Runner
 from torch.utils.data import Dataset
 
 import resnext_det  # noqa: F401  (installs the allowlist)
+from resnext_det.engine import NonFiniteLossError
 
 
 class ToyData(Dataset):
@@ -58,3 +60,32 @@ def test_runner_checkpoint_loads_weights_only_and_resumes(tmp_path):
     runner.train()
     assert runner.epoch == 2 and runner.iter == 8
     assert (tmp_path / 'a' / 'epoch_2.pth').exists()
+
+
+class DivergingModel(ToyModel):
+    """Its second loss term turns NaN at the 6th training step."""
+
+    def __init__(self):
+        super().__init__()
+        self.steps = 0
+
+    def forward(self, inputs, target=None, mode='tensor'):
+        out = super().forward(inputs, target, mode)
+        if mode != 'loss':
+            return out
+        self.steps += 1
+        bad = float('nan') if self.steps >= 6 else 0.0
+        return dict(loss_a=out['loss'], loss_b=out['loss'] * 0 + bad)
+
+
+def test_non_finite_loss_stops_naming_iteration_and_term(tmp_path):
+    runner = make_runner(tmp_path, max_epochs=3,
+                         custom_hooks=[dict(type='resnext_det.NonFiniteLossHook')])
+    runner.model = DivergingModel()  # before train(): the runner wraps it then
+    with pytest.raises(NonFiniteLossError) as err:
+        runner.train()
+    message = str(err.value)
+    assert 'iteration 6 (epoch 2)' in message and 'loss_b=nan' in message
+    assert 'loss_a' not in message and 'epoch_1.pth' in message
+    # the last good checkpoint survives and nothing was written after the divergence
+    assert sorted(p.name for p in tmp_path.glob('*.pth')) == ['epoch_1.pth']

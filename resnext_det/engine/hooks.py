@@ -1,0 +1,33 @@
+"""Training hooks."""
+import math
+
+from mmengine.hooks import Hook
+
+from ..registry import HOOKS
+
+
+class NonFiniteLossError(FloatingPointError):
+    """Training produced a NaN/inf loss; the message names the iteration and the term."""
+
+
+@HOOKS.register_module()
+class NonFiniteLossHook(Hook):
+    """Stop training at the first non-finite loss term, before anything is checkpointed.
+
+    mmdet's `CheckInvalidLossHook` only asserts on the total loss every 50 iterations; this
+    checks every logged term every iteration, and runs before CheckpointHook (priority), so the
+    checkpoints on disk all predate the divergence and `--resume` starts from a good one.
+    """
+    priority = 'ABOVE_NORMAL'
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
+        bad = {k: float(v) for k, v in (outputs or {}).items()
+               if k.startswith('loss') and not math.isfinite(float(v))}
+        if not bad:
+            return
+        terms = ', '.join(f'{k}={v}' for k, v in bad.items())
+        last = runner.message_hub.get_info('last_ckpt')
+        raise NonFiniteLossError(
+            f'non-finite loss at iteration {runner.iter + 1} (epoch {runner.epoch + 1}): '
+            f'{terms}. Last good checkpoint: {last or "none saved yet"}. Lower the lr, enable '
+            'gradient clipping (optim_wrapper.clip_grad) or check the data, then --resume.')
