@@ -10,7 +10,8 @@ from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 from resnext_det.engine import (NonFiniteLossError, UserInputError, add_common_args,
-                                 check_inputs, load_config, parse_cli, setup_cpu_distributed)
+                                 check_inputs, latest_complete_checkpoint, load_config,
+                                 parse_cli, setup_cpu_distributed)
 
 
 def parse_args(argv=None):
@@ -22,7 +23,8 @@ def parse_args(argv=None):
                         help='scale the lr by (GPUs x batch per GPU) / auto_scale_lr.base_batch_size')
     parser.add_argument(
         '--resume', nargs='?', type=str, const='auto',
-        help='resume from this checkpoint, or without a path from the latest one in work_dir')
+        help='resume from this checkpoint, or without a path from the latest complete one in '
+        'work_dir')
     add_common_args(parser)
     return parse_cli(parser, argv)
 
@@ -38,8 +40,10 @@ def build_train_config(args):
                                  'auto_scale_lr.base_batch_size')
         cfg.auto_scale_lr.enable = True
     if args.resume == 'auto':
-        cfg.resume = True
-        cfg.load_from = None
+        # the newest complete checkpoint: a file cut short by a kill is skipped; none found
+        # means a fresh start, as with mmdet
+        cfg.load_from = latest_complete_checkpoint(cfg.work_dir)
+        cfg.resume = cfg.load_from is not None
     elif args.resume is not None:
         cfg.resume = True
         cfg.load_from = args.resume

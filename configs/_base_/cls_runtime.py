@@ -1,8 +1,12 @@
 # Runtime of the companion classification trainer (tools/train.py serves it too).
 default_scope = 'resnext_det'
 custom_imports = dict(imports=['resnext_det'], allow_failed_imports=False)
-# stop at the first NaN/inf loss term, naming it, before a bad checkpoint is written
-custom_hooks = [dict(type='resnext_det.NonFiniteLossHook')]
+# stop at the first NaN/inf loss term, naming it, before a bad checkpoint is written; keep the
+# RNG states in checkpoints so that --resume continues exactly
+custom_hooks = [
+    dict(type='resnext_det.NonFiniteLossHook'),
+    dict(type='resnext_det.RandomStateHook')
+]
 default_hooks = dict(
     timer=dict(type='IterTimerHook'),
     logger=dict(type='LoggerHook', interval=100),

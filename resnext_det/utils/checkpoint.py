@@ -25,8 +25,10 @@ def mmengine_checkpoint_globals() -> list:
     """The non-tensor classes and functions an mmengine runner checkpoint refers to."""
     from mmengine.logging import HistoryBuffer
 
+    # numpy arrays in the message hub and the numpy RNG state (uint32) of RandomStateHook
     dtype_classes = [type(np.dtype(t)) for t in (np.float64, np.float32, np.float16, np.int64,
-                                                 np.int32, np.int8, np.uint8, np.bool_)]
+                                                 np.int32, np.int16, np.int8, np.uint64,
+                                                 np.uint32, np.uint16, np.uint8, np.bool_)]
     return [
         HistoryBuffer,
         collections.Counter,
