@@ -7,9 +7,10 @@ them `type='resnext_det.ResNeXt'` and mmdet's own `ResNeXt` stays untouched.
 from .version import __version__
 from . import datasets, engine, evaluation, models, registry  # noqa: F401  (registers modules)
 from .engine.checkpointing import install_atomic_local_backend
-from .utils.checkpoint import install_safe_globals
+from .utils.checkpoint import install_safe_checkpoint_loader, install_safe_globals
 
 install_safe_globals()
+install_safe_checkpoint_loader()
 install_atomic_local_backend()
 
 __all__ = ['__version__']

@@ -17,6 +17,7 @@ from mmengine.runner import Runner
 
 from resnext_det.engine import (UserInputError, add_common_args, check_inputs, load_config,
                                  parse_cli, setup_cpu_distributed)
+from resnext_det.utils.checkpoint import CheckpointLoadError
 
 
 def parse_args(argv=None):
@@ -53,7 +54,10 @@ def main(argv=None):
     if args.out is not None:
         from mmdet.evaluation import DumpDetResults
         runner.test_evaluator.metrics.append(DumpDetResults(out_file_path=args.out))
-    metrics = runner.test()
+    try:
+        metrics = runner.test()
+    except CheckpointLoadError as e:
+        sys.exit(f'error: {e}')
     if is_main_process():
         path = osp.join(cfg.work_dir, 'test_results.json')
         with open(path + '.tmp', 'w') as f:

@@ -12,6 +12,7 @@ from mmengine.runner import Runner
 from resnext_det.engine import (NonFiniteLossError, UserInputError, add_common_args,
                                  check_inputs, latest_complete_checkpoint, load_config,
                                  parse_cli, setup_cpu_distributed)
+from resnext_det.utils.checkpoint import CheckpointLoadError
 
 
 def parse_args(argv=None):
@@ -61,7 +62,7 @@ def main(argv=None):
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
     try:
         runner.train()
-    except NonFiniteLossError as e:
+    except (NonFiniteLossError, CheckpointLoadError) as e:
         sys.exit(f'error: {e}')
 
 

@@ -7,6 +7,8 @@ import os.path as osp
 import torch
 from mmengine.config import Config, DictAction
 
+from ..utils.checkpoint import ALLOW_UNSAFE_ENV
+
 
 class UserInputError(Exception):
     """Bad input the user can fix; the CLIs print the message alone and exit with status 2."""
@@ -17,6 +19,9 @@ def add_common_args(parser) -> None:
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config settings, key=value (e.g. train_cfg.max_epochs=1)')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none')
+    parser.add_argument('--allow-unsafe-pickle', action='store_true',
+                        help='load checkpoints that need arbitrary code to unpickle (only for '
+                        'files you trust; the default loads tensors and plain data only)')
     # torch.distributed.launch passes --local-rank; torchrun sets LOCAL_RANK
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
 
@@ -24,6 +29,8 @@ def add_common_args(parser) -> None:
 def parse_cli(parser, argv=None):
     args = parser.parse_args(argv)
     os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+    if args.allow_unsafe_pickle:  # the environment reaches dataloader workers and ranks too
+        os.environ[ALLOW_UNSAFE_ENV] = '1'
     return args
 
 

@@ -100,3 +100,18 @@ def test_broken_config_is_one_clear_error(tmp_path):
         load_config(str(config))
     with pytest.raises(UserInputError, match='does not exist'):
         load_config(str(tmp_path / 'nope.py'))
+
+
+def test_corrupt_checkpoint_given_to_test_py_is_one_error_line(demo_data, tmp_path):
+    ckpt = tmp_path / 'epoch_12.pth'
+    ckpt.write_bytes(b'PK\x03\x04 not really a checkpoint')
+    root = f'{demo_data}/coco/'
+    proc = subprocess.run(
+        [sys.executable, 'tools/test.py', str(DEMO), str(ckpt), '--work-dir', str(tmp_path / 'w'),
+         '--cfg-options', f'test_dataloader.dataset.data_root={root}',
+         f'test_evaluator.ann_file={root}annotations/instances_val.json'],
+        cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode != 0
+    errors = [line for line in proc.stderr.splitlines() if line.startswith('error:')]
+    assert len(errors) == 1 and 'epoch_12.pth' in errors[0] and 'corrupt' in errors[0]
+    assert 'Traceback' not in proc.stderr

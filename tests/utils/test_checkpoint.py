@@ -8,6 +8,7 @@ from torch.utils.data import Dataset
 
 import resnext_det  # noqa: F401  (installs the allowlist)
 from resnext_det.engine import NonFiniteLossError
+from resnext_det.utils.checkpoint import ALLOW_UNSAFE_ENV, CheckpointLoadError
 
 
 class ToyData(Dataset):
@@ -89,3 +90,28 @@ def test_non_finite_loss_stops_naming_iteration_and_term(tmp_path):
     assert 'loss_a' not in message and 'epoch_1.pth' in message
     # the last good checkpoint survives and nothing was written after the divergence
     assert sorted(p.name for p in tmp_path.glob('*.pth')) == ['epoch_1.pth']
+
+
+class Arbitrary:
+    """Stands for any object whose unpickling would import and run code."""
+
+
+def test_code_bearing_checkpoint_is_refused_unless_opted_in(tmp_path, monkeypatch):
+    from mmengine.runner.checkpoint import _load_checkpoint
+    path = tmp_path / 'stranger.pth'
+    torch.save({'state_dict': {}, 'payload': Arbitrary()}, path)
+    with pytest.raises(CheckpointLoadError) as err:
+        _load_checkpoint(str(path), map_location='cpu')  # mmengine's own entry point
+    assert str(path) in str(err.value) and '--allow-unsafe-pickle' in str(err.value)
+    monkeypatch.setenv(ALLOW_UNSAFE_ENV, '1')
+    assert isinstance(_load_checkpoint(str(path), map_location='cpu')['payload'], Arbitrary)
+
+
+def test_truncated_checkpoint_names_the_file(tmp_path):
+    from mmengine.runner.checkpoint import _load_checkpoint
+    good = tmp_path / 'good.pth'
+    torch.save({'state_dict': {'w': torch.ones(100)}}, good)
+    cut = tmp_path / 'cut.pth'
+    cut.write_bytes(good.read_bytes()[:200])
+    with pytest.raises(CheckpointLoadError, match=r'cut\.pth: truncated or corrupt'):
+        _load_checkpoint(str(cut), map_location='cpu')
