@@ -1,3 +1,4 @@
+from .coco import CocoDataset
 from .imagenet import ImageNetFolder
 
-__all__ = ['ImageNetFolder']
+__all__ = ['CocoDataset', 'ImageNetFolder']
