@@ -1,6 +1,7 @@
 """Train a detector (or the companion classifier) from a config, with mmdet's tools/train.py flags.
 
     python tools/train.py CONFIG [--work-dir DIR] [--amp] [--auto-scale-lr] [--resume [CKPT]]
+                                 [--clip-grad MAX_NORM] [--allow-unsafe-pickle]
                                  [--cfg-options k=v ...] [--launcher none|pytorch|slurm|mpi]
 """
 import argparse
@@ -20,6 +21,8 @@ def parse_args(argv=None):
     parser.add_argument('config', help='train config file path')
     parser.add_argument('--work-dir', help='the dir to save logs and models')
     parser.add_argument('--amp', action='store_true', help='automatic mixed precision (fp16)')
+    parser.add_argument('--clip-grad', type=float, metavar='MAX_NORM',
+                        help='clip the gradients\' global L2 norm to MAX_NORM (e.g. 35)')
     parser.add_argument('--auto-scale-lr', action='store_true',
                         help='scale the lr by (GPUs x batch per GPU) / auto_scale_lr.base_batch_size')
     parser.add_argument(
@@ -35,6 +38,10 @@ def build_train_config(args):
     if args.amp:
         cfg.optim_wrapper.type = 'AmpOptimWrapper'
         cfg.optim_wrapper.loss_scale = 'dynamic'
+    if args.clip_grad is not None:
+        if args.clip_grad <= 0:
+            raise UserInputError(f'--clip-grad {args.clip_grad}: the max norm must be > 0')
+        cfg.optim_wrapper.clip_grad = dict(max_norm=args.clip_grad, norm_type=2)
     if args.auto_scale_lr:
         if 'base_batch_size' not in cfg.get('auto_scale_lr', {}):
             raise UserInputError(f'--auto-scale-lr: {args.config} has no '

@@ -1,6 +1,7 @@
 """Training hooks."""
 import math
 
+import torch
 from mmengine.hooks import Hook
 
 from ..registry import HOOKS
@@ -21,8 +22,9 @@ class NonFiniteLossHook(Hook):
     priority = 'ABOVE_NORMAL'
 
     def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
-        bad = {k: float(v) for k, v in (outputs or {}).items()
-               if k.startswith('loss') and not math.isfinite(float(v))}
+        values = {k: float(v.detach()) if isinstance(v, torch.Tensor) else float(v)
+                  for k, v in (outputs or {}).items() if k.startswith('loss')}
+        bad = {k: v for k, v in values.items() if not math.isfinite(v)}
         if not bad:
             return
         terms = ', '.join(f'{k}={v}' for k, v in bad.items())

@@ -115,3 +115,24 @@ def test_corrupt_checkpoint_given_to_test_py_is_one_error_line(demo_data, tmp_pa
     errors = [line for line in proc.stderr.splitlines() if line.startswith('error:')]
     assert len(errors) == 1 and 'epoch_12.pth' in errors[0] and 'corrupt' in errors[0]
     assert 'Traceback' not in proc.stderr
+
+
+def test_train_flags_set_amp_clipping_resume_and_lr_scaling(demo_data, tmp_path, monkeypatch):
+    import importlib.util
+    spec = importlib.util.spec_from_file_location('train_cli', ROOT / 'tools' / 'train.py')
+    train_cli = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(train_cli)
+    root = f'{demo_data}/coco/'
+    data = ['--cfg-options', f'train_dataloader.dataset.data_root={root}',
+            f'val_dataloader.dataset.data_root={root}',
+            f'val_evaluator.ann_file={root}annotations/instances_val.json']
+    args = train_cli.parse_args([str(DEMO), '--work-dir', str(tmp_path), '--amp',
+                                 '--clip-grad', '35', '--auto-scale-lr', '--resume', *data])
+    cfg = train_cli.build_train_config(args)
+    assert cfg.optim_wrapper.type == 'AmpOptimWrapper'
+    assert cfg.optim_wrapper.clip_grad == dict(max_norm=35.0, norm_type=2)
+    assert cfg.auto_scale_lr.enable
+    assert cfg.resume is False and cfg.load_from is None  # nothing to resume in a new work dir
+    with pytest.raises(UserInputError, match='--clip-grad'):
+        train_cli.build_train_config(train_cli.parse_args(
+            [str(DEMO), '--work-dir', str(tmp_path), '--clip-grad', '0', *data]))
