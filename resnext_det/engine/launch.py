@@ -81,7 +81,7 @@ def _datasets(loader_cfg):
     return [dataset] if dataset is not None else []
 
 
-def _check_data(cfg, loader_names, hint):
+def _check_data(cfg, loader_names, evaluator_names, hint):
     for loader_name in loader_names:
         for ds in _datasets(cfg.get(loader_name)):
             root = ds.get('data_root') or ''
@@ -98,7 +98,7 @@ def _check_data(cfg, loader_names, hint):
                 img_dir = img_prefix if osp.isabs(img_prefix) else osp.join(root, img_prefix)
                 if not osp.isdir(img_dir):
                     raise UserInputError(f'{loader_name}: image folder {img_dir} does not exist. {hint}')
-    for name in ('val_evaluator', 'test_evaluator'):
+    for name in evaluator_names:
         evaluator = cfg.get(name)
         for metric in evaluator if isinstance(evaluator, list) else [evaluator]:
             ann = metric.get('ann_file') if metric else None
@@ -134,9 +134,9 @@ def check_inputs(cfg, mode='train'):
     data_hint = ('Get COCO 2017 into data/coco/ (docs/reproduce.md), point the config at your '
                  'data with --cfg-options, or generate the demo set: python tools/make_demo_data.py')
     if mode == 'train':
-        _check_data(cfg, ['train_dataloader', 'val_dataloader'], data_hint)
+        _check_data(cfg, ['train_dataloader', 'val_dataloader'], ['val_evaluator'], data_hint)
     else:
-        _check_data(cfg, ['test_dataloader'], data_hint)
+        _check_data(cfg, ['test_dataloader'], ['test_evaluator'], data_hint)
     _check_backbone(cfg)
     if mode == 'train' and not cfg.get('load_from') and not cfg.get('resume'):
         for path in _pretrained_paths(cfg):

@@ -72,6 +72,8 @@ custom_imports = dict(imports=['resnext_det', 'kill_hook'])
 custom_hooks = [dict(type='resnext_det.RandomStateHook'), dict(type='KillAfterFirstEpochHook')]
 train_dataloader = dict(batch_size=4, num_workers=0, persistent_workers=False,
                         dataset=dict(data_root='{coco}'))
+val_dataloader = dict(num_workers=0, persistent_workers=False, dataset=dict(data_root='{coco}'))
+val_evaluator = dict(ann_file='{coco}annotations/instances_val.json')
 train_cfg = dict(max_epochs=2, val_interval=100)
 default_hooks = dict(checkpoint=dict(interval=1, max_keep_ckpts=-1))
 randomness = dict(seed=0, deterministic=True)
