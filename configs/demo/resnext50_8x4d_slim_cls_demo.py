@@ -23,3 +23,5 @@ optim_wrapper = dict(optimizer=dict(lr=0.1))
 auto_scale_lr = dict(base_batch_size=32)
 default_hooks = dict(logger=dict(interval=10), checkpoint=dict(interval=5, max_keep_ckpts=1))
 env_cfg = dict(cudnn_benchmark=False)
+# a fixed seed: the demo's numbers are reproducible run to run
+randomness = dict(seed=0)
