@@ -1,13 +1,12 @@
 """The `resnext_det` registry scope.
 
-Each registry is a child of mmdet's, so mmdet configs reach our modules as
+Models, datasets and metrics are children of mmdet's registries, so mmdet configs reach them as
 `type='resnext_det.ResNeXt'` and our configs reach mmdet's (FPN, RPNHead, ...) by plain name,
 while mmdet's own `ResNeXt` is neither replaced nor shadowed.
 """
 from mmdet.registry import DATASETS as MMDET_DATASETS
 from mmdet.registry import METRICS as MMDET_METRICS
 from mmdet.registry import MODELS as MMDET_MODELS
-from mmdet.registry import TRANSFORMS as MMDET_TRANSFORMS
 from mmengine.registry import HOOKS as MMENGINE_HOOKS
 from mmengine.registry import MODEL_WRAPPERS as MMENGINE_MODEL_WRAPPERS
 from mmengine.registry import Registry
@@ -16,8 +15,6 @@ MODELS = Registry('model', parent=MMDET_MODELS, scope='resnext_det',
                   locations=['resnext_det.models'])
 DATASETS = Registry('dataset', parent=MMDET_DATASETS, scope='resnext_det',
                     locations=['resnext_det.datasets'])
-TRANSFORMS = Registry('transform', parent=MMDET_TRANSFORMS, scope='resnext_det',
-                      locations=['resnext_det.datasets'])
 METRICS = Registry('metric', parent=MMDET_METRICS, scope='resnext_det',
                    locations=['resnext_det.evaluation'])
 # mmengine's Runner looks hooks and wrappers up in its root registries, whose `get` only finds
