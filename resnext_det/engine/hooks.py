@@ -2,7 +2,7 @@
 import math
 
 import torch
-from mmengine.hooks import Hook
+from mmengine.hooks import Hook, RuntimeInfoHook
 
 from ..registry import HOOKS
 
@@ -22,8 +22,18 @@ class NonFiniteLossHook(Hook):
     priority = 'ABOVE_NORMAL'
 
     def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
-        values = {k: float(v.detach()) if isinstance(v, torch.Tensor) else float(v)
-                  for k, v in (outputs or {}).items() if k.startswith('loss')}
+        # RuntimeInfoHook (VERY_HIGH, so before this hook) has already copied every term to the
+        # host for the logs; reading its copies adds no device sync per term and iteration
+        logged = any(isinstance(h, RuntimeInfoHook) for h in runner.hooks)
+        values = {}
+        for key, value in (outputs or {}).items():
+            if not key.startswith('loss'):
+                continue
+            buffer = runner.message_hub.log_scalars.get(f'train/{key}') if logged else None
+            if buffer is not None:
+                values[key] = float(buffer.current())
+            else:
+                values[key] = float(value.detach() if isinstance(value, torch.Tensor) else value)
         bad = {k: v for k, v in values.items() if not math.isfinite(v)}
         if not bad:
             return

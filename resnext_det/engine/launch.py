@@ -148,4 +148,11 @@ def check_inputs(cfg, mode='train'):
                     'train from scratch with --cfg-options model.backbone.init_cfg=None')
     if cfg.get('load_from') and not osp.isfile(cfg.load_from) and '://' not in cfg.load_from:
         raise UserInputError(f'checkpoint {cfg.load_from} does not exist')
+    if (mode == 'train' and cfg.get('optim_wrapper', {}).get('type') == 'AmpOptimWrapper'
+            and not torch.cuda.is_available()):
+        raise UserInputError(
+            'mixed precision (optim_wrapper.type=AmpOptimWrapper, from --amp or a *_fast config) '
+            'needs a GPU: mmengine runs AMP on CUDA only. On CPU train the plain config (the '
+            'same model); channels_last and BN folding still apply with --cfg-options '
+            'model.backbone.channels_last=True model.backbone.fold_frozen_bn=True')
 

@@ -19,6 +19,7 @@ from typing import Optional, Sequence, Tuple
 import torch
 import torch.nn as nn
 import torch.utils.checkpoint as cp
+from torch.nn.utils.fusion import fuse_conv_bn_weights
 from mmcv.cnn import build_conv_layer, build_norm_layer, build_plugin_layer
 from mmdet.models.layers import ResLayer
 from mmengine.model import BaseModule
@@ -27,6 +28,49 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from ..registry import MODELS
 
 PLUGIN_POSITIONS = ('after_conv1', 'after_conv2', 'after_conv3')
+
+
+def _foldable(conv: nn.Module, norm: nn.Module) -> bool:
+    # exact types: a DCN or weight-standardised conv is not a linear map of its weight alone
+    return (type(conv) is nn.Conv2d and isinstance(norm, _BatchNorm) and not norm.training
+            and norm.track_running_stats and not conv.weight.requires_grad)
+
+
+def conv_norm(conv: nn.Module, norm: nn.Module, x: torch.Tensor, fold: bool) -> torch.Tensor:
+    """``norm(conv(x))``; with ``fold``, one convolution with the BN folded into its weights.
+
+    Folding is exact only for a frozen conv followed by a BN in eval mode (fixed statistics,
+    fixed affine), i.e. the stem and stages that ``frozen_stages`` freezes; anything else runs
+    unfolded. It saves one read and write of the activation per BN. The folded weights are
+    cached on the conv and recomputed whenever one of the five source tensors changes (loading
+    a checkpoint, ``.to(device)``), which ``_version`` and ``data_ptr`` tell.
+    """
+    if not (fold and _foldable(conv, norm)):
+        return norm(conv(x))
+    sources = (conv.weight, norm.running_mean, norm.running_var, norm.weight, norm.bias)
+    key = tuple((t._version, t.data_ptr()) if t is not None else None for t in sources)
+    cached = getattr(conv, '_folded_bn', None)
+    if cached is None or cached[0] != key:
+        with torch.no_grad():
+            weight, bias = fuse_conv_bn_weights(conv.weight, conv.bias, norm.running_mean,
+                                                norm.running_var, norm.eps, norm.weight,
+                                                norm.bias)
+        cached = conv._folded_bn = (key, weight.detach(), bias.detach())
+    return conv._conv_forward(x, cached[1], cached[2])
+
+
+def run_sequential(layers: nn.Sequential, x: torch.Tensor, fold: bool) -> torch.Tensor:
+    """Run ``layers`` (a stem or a downsample shortcut), folding conv + BN pairs if ``fold``."""
+    modules = list(layers)
+    i = 0
+    while i < len(modules):
+        if fold and i + 1 < len(modules) and _foldable(modules[i], modules[i + 1]):
+            x = conv_norm(modules[i], modules[i + 1], x, fold=True)
+            i += 2
+        else:
+            x = modules[i](x)
+            i += 1
+    return x
 
 
 def bottleneck_width(planes: int, groups: int, base_width: int, base_channels: int = 64) -> int:
@@ -46,6 +90,8 @@ class Bottleneck(BaseModule):
     ``style='pytorch'`` puts the stride on the 3x3 conv, ``'caffe'`` on the first 1x1.
     """
     expansion = 4
+    # set by the backbone on frozen blocks when ``fold_frozen_bn`` is on
+    fold_bn = False
 
     def __init__(self,
                  inplanes: int,
@@ -135,13 +181,14 @@ class Bottleneck(BaseModule):
         return x
 
     def _inner_forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.relu(self.norm1(self.conv1(x)))
+        fold = self.fold_bn
+        out = self.relu(conv_norm(self.conv1, self.norm1, x, fold))
         out = self._run_plugins(out, self.after_conv1_plugin_names)
-        out = self.relu(self.norm2(self.conv2(out)))
+        out = self.relu(conv_norm(self.conv2, self.norm2, out, fold))
         out = self._run_plugins(out, self.after_conv2_plugin_names)
-        out = self.norm3(self.conv3(out))
+        out = conv_norm(self.conv3, self.norm3, out, fold)
         out = self._run_plugins(out, self.after_conv3_plugin_names)
-        identity = x if self.downsample is None else self.downsample(x)
+        identity = x if self.downsample is None else run_sequential(self.downsample, x, fold)
         return out + identity
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -208,7 +255,14 @@ class ResNeXt(BaseModule):
         with_cp (bool): activation checkpointing per block (less memory, more compute).
         zero_init_residual (bool): init the last norm of each block to zero, so every block
             starts as the identity (ignored when weights are loaded from a checkpoint).
+        channels_last (bool): keep weights and activations in channels_last (NHWC) memory,
+            the layout fp16/bf16 tensor-core convolutions run fastest in. Outputs are
+            channels_last too, so the neck and heads' convolutions follow.
+        fold_frozen_bn (bool): fold each BN of the frozen stem/stages into the conv before it
+            (exact: frozen stages keep their BN in eval mode). Needs BN-type norm layers.
         init_cfg (dict | list[dict]): e.g. ``dict(type='Pretrained', checkpoint=PATH)``.
+
+    State dicts are the same with and without the last two options.
     """
 
     arch_settings = {50: (3, 4, 6, 3), 101: (3, 4, 23, 3), 152: (3, 8, 36, 3)}
@@ -237,9 +291,19 @@ class ResNeXt(BaseModule):
                  plugins: Optional[list] = None,
                  with_cp: bool = False,
                  zero_init_residual: bool = True,
+                 channels_last: bool = False,
+                 fold_frozen_bn: bool = False,
                  init_cfg=None):
         super().__init__(init_cfg)
         _check_choice('depth', depth, tuple(self.arch_settings))
+        for name, value in (('channels_last', channels_last), ('fold_frozen_bn', fold_frozen_bn)):
+            if not isinstance(value, bool):
+                raise ValueError(f'ResNeXt: {name}={value!r} must be True or False')
+        norm_type = norm_cfg.get('type') if isinstance(norm_cfg, dict) else None
+        if fold_frozen_bn and not (isinstance(norm_type, str) and 'BN' in norm_type):
+            raise ValueError(f'ResNeXt: fold_frozen_bn=True needs BatchNorm layers '
+                             f'(norm_cfg type BN or SyncBN), got norm_cfg={norm_cfg!r}; '
+                             f'set fold_frozen_bn=False')
         _check_choice('style', style, ('pytorch', 'caffe'))
         _check_choice('num_stages', num_stages, (1, 2, 3, 4))
         for name, value in (('groups', groups), ('base_width', base_width),
@@ -293,6 +357,8 @@ class ResNeXt(BaseModule):
         self.norm_eval = norm_eval
         self.with_cp = with_cp
         self.zero_init_residual = zero_init_residual
+        self.channels_last = channels_last
+        self.fold_frozen_bn = fold_frozen_bn
         self.stage_blocks = self.arch_settings[depth][:num_stages]
 
         if init_cfg is None:
@@ -338,6 +404,13 @@ class ResNeXt(BaseModule):
                                   for i in out_indices)
         self.feat_dim = inplanes
         self._freeze_stages()
+        if fold_frozen_bn:
+            for i in range(1, frozen_stages + 1):
+                for block in getattr(self, f'layer{i}'):
+                    block.fold_bn = True
+        if channels_last:
+            # only 4-d tensors change layout; loading weights later (copy_) keeps it
+            self.to(memory_format=torch.channels_last)
 
     def _make_stem_layer(self, in_channels: int, stem_channels: int) -> None:
         if self.deep_stem:
@@ -381,10 +454,13 @@ class ResNeXt(BaseModule):
         if x.dim() != 4 or x.shape[1] != self.in_channels:
             raise ValueError(f'ResNeXt expects input of shape (N, {self.in_channels}, H, W) '
                              f'(in_channels={self.in_channels}), got {tuple(x.shape)}')
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        fold_stem = self.fold_frozen_bn and self.frozen_stages >= 0
         if self.deep_stem:
-            x = self.stem(x)
+            x = run_sequential(self.stem, x, fold_stem)
         else:
-            x = self.relu(self.norm1(self.conv1(x)))
+            x = self.relu(conv_norm(self.conv1, self.norm1, x, fold_stem))
         x = self.maxpool(x)
         outs = []
         for i, layer_name in enumerate(self.res_layers):

@@ -128,6 +128,11 @@ def test_train_flags_set_amp_clipping_resume_and_lr_scaling(demo_data, tmp_path,
             f'val_evaluator.ann_file={root}annotations/instances_val.json']
     args = train_cli.parse_args([str(DEMO), '--work-dir', str(tmp_path), '--amp',
                                  '--clip-grad', '35', '--auto-scale-lr', '--resume', *data])
+    # mmengine's AMP runs on CUDA only: without a GPU --amp is refused with the way out
+    monkeypatch.setattr('torch.cuda.is_available', lambda: False)
+    with pytest.raises(UserInputError, match='needs a GPU.*train the plain config'):
+        train_cli.build_train_config(args)
+    monkeypatch.setattr('torch.cuda.is_available', lambda: True)
     cfg = train_cli.build_train_config(args)
     assert cfg.optim_wrapper.type == 'AmpOptimWrapper'
     assert cfg.optim_wrapper.clip_grad == dict(max_norm=35.0, norm_type=2)

@@ -6,4 +6,10 @@ model = dict(
         type='resnext_det.ResNeXt',
         depth=50,
         frozen_stages=1,
-        init_cfg=dict(type='Pretrained', checkpoint='checkpoints/resnet50.pth')))
+        init_cfg=dict(type='Pretrained', checkpoint='checkpoints/resnet50.pth')),
+    # proposals decoded and RoIAlign run in fp32 on NCHW memory: right under bf16 autocast
+    # and with channels_last features (resnext_det/models/rpn_head.py, roi_extractor.py)
+    rpn_head=dict(type='resnext_det.RPNHead'),
+    roi_head=dict(
+        bbox_roi_extractor=dict(type='resnext_det.SingleRoIExtractor'),
+        mask_roi_extractor=dict(type='resnext_det.SingleRoIExtractor')))

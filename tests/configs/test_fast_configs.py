@@ -1,0 +1,113 @@
+"""The *_fast detection configs: the plain model and recipe plus the fast-path switches, and a
+detector on the fast path computes the plain path's losses (CPU)."""
+from pathlib import Path
+
+import pytest
+import torch
+from mmdet.registry import MODELS
+from mmdet.structures import DetDataSample
+from mmdet.utils import register_all_modules
+from mmengine.config import Config
+from mmengine.structures import InstanceData
+
+from resnext_det.testing import randomize_bn
+
+CONFIGS = Path(__file__).resolve().parents[2] / 'configs'
+FAST = {'faster_rcnn_x101_32x4d_fpn_fast.py': 'faster_rcnn_x101_32x4d_fpn.py',
+        'faster_rcnn_r101_fpn_fast.py': 'faster_rcnn_r101_fpn.py'}
+
+
+@pytest.fixture(scope='module', autouse=True)
+def registered():
+    register_all_modules()
+
+
+@pytest.mark.parametrize('fast_name', sorted(FAST))
+def test_fast_config_is_the_plain_one_plus_the_switches(fast_name):
+    fast = Config.fromfile(CONFIGS / fast_name).to_dict()
+    plain = Config.fromfile(CONFIGS / FAST[fast_name]).to_dict()
+    assert fast['model']['backbone'].pop('channels_last') is True
+    assert fast['model']['backbone'].pop('fold_frozen_bn') is True
+    assert fast['env_cfg'].pop('cudnn_benchmark') is True
+    plain['env_cfg'].pop('cudnn_benchmark')
+    wrapper = fast['optim_wrapper']
+    assert (wrapper.pop('type'), wrapper.pop('dtype')) == ('AmpOptimWrapper', 'bfloat16')
+    assert wrapper.pop('loss_scale') == dict(enabled=False)
+    plain['optim_wrapper'].pop('type')
+    for cfg in (fast, plain):
+        cfg.pop('filename', None)
+    assert fast == plain
+
+
+def samples(size=64):
+    sample = DetDataSample(metainfo=dict(img_shape=(size, size), pad_shape=(size, size),
+                                         ori_shape=(size, size), scale_factor=(1.0, 1.0)))
+    sample.gt_instances = InstanceData(
+        bboxes=torch.tensor([[4., 4., 30., 45.], [25., 20., 60., 55.]]),
+        labels=torch.tensor([1, 7]))
+    return [sample, sample.clone()]
+
+
+def build(name):
+    cfg = Config.fromfile(CONFIGS / name)
+    # slim widths and few sampled RoIs keep the test quick: bf16 convolutions and matmuls are
+    # emulated on CPUs without bf16 units. The fast-path switches are the config's own.
+    model = cfg.model
+    model.backbone.update(depth=50, groups=4, base_channels=16, init_cfg=None)
+    model.neck.update(in_channels=[64, 128, 256, 512], out_channels=32)
+    model.rpn_head.update(in_channels=32, feat_channels=32)
+    model.roi_head.bbox_roi_extractor.out_channels = 32
+    model.roi_head.bbox_head.update(in_channels=32, fc_out_channels=64)
+    model.train_cfg.rpn_proposal.update(nms_pre=200, max_per_img=100)
+    model.train_cfg.rcnn.sampler.num = 64
+    model = MODELS.build(cfg.model)
+    model.init_weights()
+    return model
+
+
+def losses(model, images, dtype=None):
+    torch.manual_seed(0)  # the RPN and R-CNN samplers draw random proposals
+    with torch.autocast('cpu', dtype=dtype or torch.float32, enabled=dtype is not None):
+        out = model(images, samples(), mode='loss')
+    return {k: sum(v) if isinstance(v, list) else v for k, v in out.items() if 'loss' in k}
+
+
+@pytest.fixture(scope='module')
+def plain_and_fast():
+    plain = build('faster_rcnn_x101_32x4d_fpn.py')
+    randomize_bn(plain.backbone)
+    fast = build('faster_rcnn_x101_32x4d_fpn_fast.py')
+    fast.load_state_dict(plain.state_dict())
+    plain.train(), fast.train()
+    return plain, fast, torch.rand(2, 3, 64, 64)
+
+
+def test_fast_detector_has_the_plain_losses_and_grads_in_fp32(plain_and_fast):
+    plain, fast, images = plain_and_fast
+    expected, got = losses(plain, images), losses(fast, images)
+    assert expected.keys() == got.keys()
+    for k in expected:
+        torch.testing.assert_close(got[k], expected[k], atol=1e-4, rtol=1e-4, msg=k)
+    plain.zero_grad(), fast.zero_grad()
+    sum(expected.values()).backward(), sum(got.values()).backward()
+    # float rounding in another order can swap near-tied proposals after NMS, so a sampled RoI
+    # or two differ: per-tensor gradients agree to a relative norm error, not elementwise
+    grads = dict(fast.named_parameters())
+    for name, p in plain.named_parameters():
+        if p.grad is not None:
+            error = (grads[name].grad - p.grad).norm() / p.grad.norm().clamp(min=1e-8)
+            assert error < 0.02, (name, error)
+
+
+@pytest.mark.parametrize('dtype', [torch.bfloat16, torch.float16])
+def test_fast_detector_trains_under_autocast(plain_and_fast, dtype):
+    plain, fast, images = plain_and_fast
+    expected, got = losses(plain, images), losses(fast, images, dtype)
+    total = sum(got.values())
+    assert torch.isfinite(total)
+    # same proposals up to rounding: the losses agree to the precision of the dtype
+    torch.testing.assert_close(total.float(), sum(expected.values()), atol=0.05, rtol=0.05)
+    fast.zero_grad()
+    total.backward()
+    grads = [p.grad for p in fast.parameters() if p.grad is not None]
+    assert grads and all(torch.isfinite(g).all() for g in grads)

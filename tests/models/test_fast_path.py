@@ -1,0 +1,103 @@
+"""Backbone fast-path options: each gives the plain fp32 path's numbers (CPU)."""
+import pytest
+import torch
+
+from resnext_det.models import ResNeXt
+from resnext_det.testing import randomize_bn
+
+SMALL = dict(depth=50, groups=8, base_width=4, base_channels=16)
+CL = torch.channels_last
+
+
+def pair(frozen_stages=1, **options):
+    """A plain backbone and one with ``options``, holding the same (non-trivial) weights."""
+    torch.manual_seed(0)
+    plain = randomize_bn(ResNeXt(**SMALL, frozen_stages=frozen_stages, **{
+        k: v for k, v in options.items() if k in ('deep_stem', 'avg_down')}))
+    fast = ResNeXt(**SMALL, frozen_stages=frozen_stages, **options)
+    fast.load_state_dict(plain.state_dict())
+    return plain, fast
+
+
+def run_and_grads(model, x):
+    outs = model(x)
+    sum((o * torch.linspace(0, 1, o.numel()).view_as(o)).sum() for o in outs).backward()
+    grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+    return outs, grads
+
+
+def assert_same(plain, fast, x, atol=2e-5):
+    for mode in ('train', 'eval'):
+        getattr(plain, mode)(), getattr(fast, mode)()
+        plain.zero_grad(), fast.zero_grad()
+        outs_p, grads_p = run_and_grads(plain, x)
+        outs_f, grads_f = run_and_grads(fast, x)
+        for a, b in zip(outs_p, outs_f):
+            torch.testing.assert_close(b, a, atol=atol, rtol=1e-4)
+        assert grads_p.keys() == grads_f.keys() and grads_p
+        for name in grads_p:
+            torch.testing.assert_close(grads_f[name], grads_p[name], atol=atol, rtol=1e-4,
+                                       msg=name)
+    return outs_f
+
+
+@pytest.mark.parametrize('frozen_stages', [1, 3])
+def test_folded_frozen_bn_gives_the_unfolded_outputs_and_grads(frozen_stages):
+    plain, fast = pair(frozen_stages, fold_frozen_bn=True)
+    assert_same(plain, fast, torch.randn(2, 3, 64, 96))
+    # the frozen blocks do fold, the trainable ones do not
+    assert all(b.fold_bn for b in fast.layer1)
+    assert any(b.fold_bn for b in fast.layer4) is False
+    assert hasattr(fast.conv1, '_folded_bn') and not hasattr(fast.layer4[0].conv1, '_folded_bn')
+
+
+def test_folding_covers_deep_stem_and_avg_down_shortcuts():
+    plain, fast = pair(2, fold_frozen_bn=True, deep_stem=True, avg_down=True)
+    assert_same(plain, fast, torch.randn(1, 3, 64, 64))
+    assert hasattr(fast.stem[0], '_folded_bn') and hasattr(fast.layer2[0].downsample[1],
+                                                           '_folded_bn')
+
+
+def test_folded_weights_follow_a_new_checkpoint():
+    plain, fast = pair(1, fold_frozen_bn=True)
+    x = torch.randn(1, 3, 64, 64)
+    fast.eval(), plain.eval()
+    fast(x)  # caches the folded weights
+    other = randomize_bn(ResNeXt(**SMALL, frozen_stages=1), seed=3)
+    fast.load_state_dict(other.state_dict())
+    other.eval()
+    torch.testing.assert_close(fast(x)[0], other(x)[0], atol=2e-5, rtol=1e-4)
+
+
+def test_channels_last_gives_the_same_numbers_in_channels_last_memory():
+    plain, fast = pair(1, channels_last=True)
+    assert fast.conv1.weight.is_contiguous(memory_format=CL)
+    outs = assert_same(plain, fast, torch.randn(2, 3, 64, 96))
+    assert all(o.is_contiguous(memory_format=CL) for o in outs)
+    # layout is not part of the state dict: a channels_last model's checkpoint loads anywhere
+    reloaded = ResNeXt(**SMALL, frozen_stages=1)
+    reloaded.load_state_dict(fast.state_dict())
+    torch.testing.assert_close(reloaded.state_dict()['layer1.0.conv2.weight'],
+                               plain.state_dict()['layer1.0.conv2.weight'])
+
+
+def test_all_options_together_match_under_autocast():
+    plain, fast = pair(1, channels_last=True, fold_frozen_bn=True)
+    x = torch.randn(1, 3, 64, 64)
+    plain.eval(), fast.eval()
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        outs_p, outs_f = plain(x), fast(x)
+    for a, b in zip(outs_p, outs_f):
+        assert b.dtype == torch.bfloat16
+        # bf16 keeps 8 mantissa bits; folding rounds the weights once in a different place
+        torch.testing.assert_close(b.float(), a.float(), atol=0.1, rtol=0.05)
+
+
+@pytest.mark.parametrize('kwargs, message', [
+    (dict(fold_frozen_bn=True, norm_cfg=dict(type='GN', num_groups=4)), 'needs BatchNorm'),
+    (dict(fold_frozen_bn=1), 'fold_frozen_bn=1 must be True or False'),
+    (dict(channels_last='yes'), "channels_last='yes' must be True or False"),
+])
+def test_bad_fast_path_options_are_named(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        ResNeXt(**SMALL, **kwargs)
