@@ -2,10 +2,12 @@
 ResNeXt-50 on the classification crops, export its backbone, train Faster R-CNN from it,
 evaluate with COCO metrics, draw predictions, print the table.
 
-    python tools/demo.py [--work-dir work_dirs/demo] [--compare] [--scratch]
+    python tools/demo.py [--work-dir work_dirs/demo] [--compare] [--scratch] [--fast]
 
 --compare  also runs the slim ResNet-50 of the same depth and prints both side by side;
---scratch  also trains the detector from scratch, to show what pretraining brings.
+--scratch  also trains the detector from scratch, to show what pretraining brings;
+--fast     also trains the ResNeXt detector on the fast path (same export), to show that it
+           learns as well as the plain path.
 Every step is one of the project's own CLIs, run as a user would run it.
 """
 import argparse
@@ -25,6 +27,7 @@ ARCHS = {
                       'configs/demo/faster_rcnn_x50_8x4d_slim_pretrained_demo.py',
                       'configs/demo/faster_rcnn_x50_8x4d_slim_demo.py'),
 }
+FAST = {'x50_8x4d_slim': 'configs/demo/faster_rcnn_x50_8x4d_slim_pretrained_fast_demo.py'}
 
 
 def run(step, args):
@@ -53,6 +56,8 @@ def main():
                         help='also run the slim ResNet-50 baseline and compare')
     parser.add_argument('--scratch', action='store_true',
                         help='also train the detector from scratch (no pretraining)')
+    parser.add_argument('--fast', action='store_true',
+                        help='also train the ResNeXt detector on the fast path')
     args = parser.parse_args()
     start = time.time()
     run('demo data', ['tools/make_demo_data.py', '--out', 'data/demo'])
@@ -66,9 +71,11 @@ def main():
         export_stem = osp.join(args.work_dir, 'backbones', name)
         run(f'export {name}', ['tools/export_backbone.py', best, export_stem + '.pth'])
         backbone = sorted(glob.glob(export_stem + '-*.pth'), key=osp.getmtime)[-1]
-        work_dirs.append(detect(
-            name, det_config, osp.join(args.work_dir, name),
-            ['--cfg-options', f'model.backbone.init_cfg.checkpoint={backbone}']))
+        from_export = ['--cfg-options', f'model.backbone.init_cfg.checkpoint={backbone}']
+        work_dirs.append(detect(name, det_config, osp.join(args.work_dir, name), from_export))
+        if args.fast and name in FAST:
+            work_dirs.append(detect(f'{name} fast path', FAST[name],
+                                    osp.join(args.work_dir, f'{name}_fast'), from_export))
         if args.scratch:
             work_dirs.append(detect(f'{name} from scratch', scratch_config,
                                     osp.join(args.work_dir, f'{name}_scratch')))

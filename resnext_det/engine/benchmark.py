@@ -1,0 +1,293 @@
+"""Train-step and inference timing of stock MMDetection against this package (tools/benchmark.py).
+
+Every variant of an architecture is built from a config file: stock = mmdet's own config (mmdet's
+``ResNeXt``/``ResNet``, fp32, or fp16 as ``tools/train.py --amp`` gives), ``ours`` = this package's
+plain config, ``fast`` = its ``*_fast`` config. The backbone case times ``model.backbone`` of that
+config alone; the detector case times what the runner does per iteration, ``model.train_step``
+(data preprocessing, losses, backward, optimizer step through the config's optim wrapper, so
+the same autocast and loss scaling), and ``model.test_step`` for inference. All variants run in
+one process on the same random images and boxes; each time is the median of ``iters`` steps
+after ``warmup`` steps, with the device synchronised around every step.
+"""
+import copy
+import gc
+import os.path as osp
+import statistics
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Dict, List, Optional
+
+import mmdet
+import torch
+from mmdet.registry import MODELS
+from mmdet.structures import DetDataSample
+from mmengine.config import Config
+from mmengine.logging import MMLogger
+from mmengine.optim import build_optim_wrapper
+from mmengine.structures import InstanceData
+
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+MMDET_CONFIGS = osp.join(osp.dirname(mmdet.__file__), '.mim', 'configs', 'faster_rcnn')
+
+# architecture -> (mmdet's config, ours, ours on the fast path)
+ARCHS = {
+    'x101_32x4d': ('faster-rcnn_x101-32x4d_fpn_1x_coco.py', 'faster_rcnn_x101_32x4d_fpn.py',
+                   'faster_rcnn_x101_32x4d_fpn_fast.py'),
+    'r101': ('faster-rcnn_r101_fpn_1x_coco.py', 'faster_rcnn_r101_fpn.py',
+             'faster_rcnn_r101_fpn_fast.py'),
+}
+DTYPES = {'bfloat16': torch.bfloat16, 'float16': torch.float16}
+
+
+@dataclass
+class Variant:
+    """One column of the comparison: which config, in which precision."""
+    name: str
+    config: str
+    amp: Optional[str] = None  # None: fp32; else the autocast dtype
+    note: str = ''
+
+
+@dataclass
+class Result:
+    arch: str
+    variant: str
+    precision: str
+    note: str
+    times_ms: Dict[str, List[float]] = field(default_factory=dict)
+    peak_mem_mb: Dict[str, Optional[float]] = field(default_factory=dict)
+
+    def median(self, case: str) -> Optional[float]:
+        times = self.times_ms.get(case)
+        return statistics.median(times) if times else None
+
+
+def variants(arch: str, device: str) -> List[Variant]:
+    """stock fp32, (stock fp16 on GPU), ours fp32, ours fast (bf16, and fp16 on GPU)."""
+    stock, ours, fast = ARCHS[arch]
+    stock = osp.join(MMDET_CONFIGS, stock)
+    ours, fast = (osp.join(ROOT, 'configs', name) for name in (ours, fast))
+    out = [Variant('stock', stock)]
+    if device == 'cuda':
+        out.append(Variant('stock --amp', stock, 'float16', "mmdet's --amp"))
+    out.append(Variant('ours', ours))
+    if device == 'cuda':
+        out += [Variant('fast', fast, 'bfloat16'), Variant('fast fp16', fast, 'float16')]
+    else:
+        # mmengine runs AMP on CUDA only, and CPUs without bf16 units emulate it slowly
+        out.append(Variant('fast', fast, None, 'no AMP on CPU'))
+    return out
+
+
+def load_variant_config(variant: Variant, depth: Optional[int]) -> Config:
+    cfg = Config.fromfile(variant.config)
+    backbone = cfg.model.backbone
+    backbone.init_cfg = None  # random weights: nothing to download or load
+    if depth is not None:
+        backbone.depth = depth
+    wrapper = cfg.optim_wrapper
+    for key in ('dtype', 'loss_scale'):
+        wrapper.pop(key, None)
+    if variant.amp is None:
+        wrapper.type = 'OptimWrapper'
+    else:
+        wrapper.type = 'AmpOptimWrapper'
+        wrapper.dtype = variant.amp
+        # bf16 needs no loss scaling (the fast configs switch it off); fp16 scales dynamically
+        wrapper.loss_scale = dict(enabled=False) if variant.amp == 'bfloat16' else 'dynamic'
+    return cfg
+
+
+def synthetic_batch(batch: int, height: int, width: int, boxes_per_image: int = 8,
+                    num_classes: int = 80, seed: int = 0) -> dict:
+    """What a COCO dataloader gives ``train_step``: uint8 images and packed samples."""
+    g = torch.Generator().manual_seed(seed)
+    inputs, samples = [], []
+    for _ in range(batch):
+        inputs.append(torch.randint(0, 256, (3, height, width), dtype=torch.uint8, generator=g))
+        xy = torch.rand(boxes_per_image, 2, generator=g) * torch.tensor([width, height]) * 0.7
+        wh = (torch.rand(boxes_per_image, 2, generator=g) * 0.25 + 0.05) * torch.tensor(
+            [width, height])
+        sample = DetDataSample(metainfo=dict(
+            img_shape=(height, width), ori_shape=(height, width), scale_factor=(1.0, 1.0),
+            flip=False, flip_direction=None, img_id=len(samples), img_path=''))
+        sample.gt_instances = InstanceData(
+            bboxes=torch.cat([xy, xy + wh], dim=1),
+            labels=torch.randint(0, num_classes, (boxes_per_image,), generator=g))
+        samples.append(sample)
+    return dict(inputs=inputs, data_samples=samples)
+
+
+class Timer:
+    """Median of device-synchronised steps after warm-up, and the peak memory they used."""
+
+    def __init__(self, device: str, warmup: int, iters: int):
+        self.device, self.warmup, self.iters = device, warmup, iters
+
+    def sync(self):
+        if self.device == 'cuda':
+            torch.cuda.synchronize()
+
+    def __call__(self, step):
+        for _ in range(self.warmup):
+            step()
+        self.sync()
+        if self.device == 'cuda':
+            torch.cuda.reset_peak_memory_stats()
+        times = []
+        for _ in range(self.iters):
+            self.sync()
+            start = time.perf_counter()
+            step()
+            self.sync()
+            times.append((time.perf_counter() - start) * 1000)
+        peak = (torch.cuda.max_memory_allocated() / 2**20 if self.device == 'cuda' else None)
+        return times, peak
+
+
+def autocast(device: str, amp: Optional[str]):
+    return torch.autocast(device, dtype=DTYPES.get(amp, torch.float32), enabled=amp is not None)
+
+
+def bench_backbone(cfg: Config, variant: Variant, images: torch.Tensor, timer: Timer,
+                   result: Result, device: str) -> None:
+    backbone = MODELS.build(cfg.model.backbone).to(device)
+    backbone.init_weights()
+    params = [p for p in backbone.parameters() if p.requires_grad]
+    optimizer = torch.optim.SGD(params, lr=1e-4, momentum=0.9)
+
+    def train_step():
+        with autocast(device, variant.amp):
+            outs = backbone(images)
+        loss = sum(o.float().mean() for o in outs)
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+    def infer_step():
+        with torch.no_grad(), autocast(device, variant.amp):
+            backbone(images)
+
+    backbone.train()
+    result.times_ms['backbone_train'], result.peak_mem_mb['backbone_train'] = timer(train_step)
+    backbone.eval()
+    result.times_ms['backbone_infer'], result.peak_mem_mb['backbone_infer'] = timer(infer_step)
+
+
+def bench_detector(cfg: Config, variant: Variant, batch: dict, timer: Timer, result: Result,
+                   device: str) -> None:
+    model = MODELS.build(cfg.model).to(device)
+    model.init_weights()
+    optim_wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
+    # the runner gives train_step a fresh batch each iteration; the data preprocessor moves
+    # and normalises it, as in training
+    model.train()
+    result.times_ms['detector_train'], result.peak_mem_mb['detector_train'] = timer(
+        lambda: model.train_step(copy.copy(batch), optim_wrapper))
+
+    def infer_step():
+        with torch.no_grad(), autocast(device, variant.amp):
+            model.test_step(copy.copy(batch))
+
+    model.eval()
+    result.times_ms['detector_infer'], result.peak_mem_mb['detector_infer'] = timer(infer_step)
+
+
+def run(archs=('x101_32x4d', 'r101'), parts=('backbone', 'detector'), device='cpu',
+        batch_size=2, height=800, width=1216, depth=None, warmup=3, iters=10,
+        only=None, log=print) -> List[Result]:
+    """Time every variant of every architecture; returns one Result per (arch, variant)."""
+    import resnext_det  # noqa: F401  (registers the resnext_det scope)
+    from mmdet.utils import register_all_modules
+    register_all_modules()
+    # the current logger; at WARNING it keeps init_weights' per-parameter report out of the way
+    MMLogger.get_instance('resnext_det_benchmark', log_level='WARNING')
+    timer = Timer(device, warmup, iters)
+    batch = synthetic_batch(batch_size, height, width)
+    # the backbone sees what the data preprocessor gives it: normalised float images
+    g = torch.Generator().manual_seed(1)
+    images = torch.randn(batch_size, 3, height, width, generator=g).to(device)
+    results = []
+    for arch in archs:
+        for variant in variants(arch, device):
+            if only and variant.name not in only:
+                continue
+            cfg = load_variant_config(variant, depth)
+            torch.backends.cudnn.benchmark = bool(cfg.get('env_cfg', {}).get('cudnn_benchmark'))
+            result = Result(arch, variant.name, variant.amp or 'fp32', variant.note)
+            log(f'[benchmark] {arch} {variant.name} ({result.precision}) ...')
+            if 'backbone' in parts:
+                bench_backbone(cfg, variant, images, timer, result, device)
+            if 'detector' in parts:
+                bench_detector(cfg, variant, batch, timer, result, device)
+            results.append(result)
+            gc.collect()
+            if device == 'cuda':
+                torch.cuda.empty_cache()
+    return results
+
+
+CASES = (('backbone_train', 'backbone train step (ms)'),
+         ('backbone_infer', 'backbone inference (img/s)'),
+         ('detector_train', 'detector train step (ms)'),
+         ('detector_infer', 'detector inference (img/s)'))
+
+
+def summarize(results: List[Result], batch_size: int) -> dict:
+    """Medians, speed-ups against stock fp32 of the same architecture, X/R ratios."""
+    rows = []
+    stock = {r.arch: r for r in results if r.variant == 'stock'}
+    for r in results:
+        row = dict(arch=r.arch, variant=r.variant, precision=r.precision, note=r.note)
+        for case, _ in CASES:
+            ms = r.median(case)
+            if ms is None:
+                continue
+            base = stock.get(r.arch)
+            base_ms = base.median(case) if base else None
+            value = ms if case.endswith('train') else batch_size * 1000 / ms
+            row[case] = value
+            row[case + '_speedup'] = base_ms / ms if base_ms else None
+            row[case + '_peak_mb'] = r.peak_mem_mb.get(case)
+        rows.append(row)
+    ratios = []
+    by_key = {(r.arch, r.variant): r for r in results}
+    for (arch, name), r in by_key.items():
+        other = by_key.get(('r101', name)) if arch == 'x101_32x4d' else None
+        if other is None:
+            continue
+        ratios.append(dict(variant=name, **{
+            case: r.median(case) / other.median(case) for case, _ in CASES
+            if case.endswith('train') and r.median(case) and other.median(case)}))
+    return dict(rows=rows, x_over_r=ratios)
+
+
+def markdown(summary: dict) -> str:
+    def fmt(value, digits=1):
+        return '-' if value is None else f'{value:.{digits}f}'
+
+    cases = [(case, title) for case, title in CASES
+             if any(case in row for row in summary['rows'])]
+    lines = ['| arch | variant | precision | ' + ' | '.join(
+        f'{title} | vs stock' for _, title in cases) + ' | peak train mem (MB) |',
+        '|---|---|---|' + '---:|---:|' * len(cases) + '---:|']
+    for row in summary['rows']:
+        cells = []
+        for case, _ in cases:
+            cells += [fmt(row.get(case)), fmt(row.get(case + '_speedup'), 2) + 'x'
+                      if row.get(case + '_speedup') else '-']
+        peak = row.get('detector_train_peak_mb') or row.get('backbone_train_peak_mb')
+        precision = row['precision'] + (f" ({row['note']})" if row['note'] else '')
+        lines.append(f"| {row['arch']} | {row['variant']} | {precision} | "
+                     + ' | '.join(cells) + f' | {fmt(peak, 0)} |')
+    if summary['x_over_r']:
+        lines += ['', '| variant | X-101-32x4d / R-101 backbone step | detector step |',
+                  '|---|---:|---:|']
+        for ratio in summary['x_over_r']:
+            lines.append(f"| {ratio['variant']} | {fmt(ratio.get('backbone_train'), 2)} | "
+                         f"{fmt(ratio.get('detector_train'), 2)} |")
+    return '\n'.join(lines)
+
+
+def to_json(results: List[Result], summary: dict, settings: dict) -> dict:
+    return dict(settings=settings, summary=summary, results=[asdict(r) for r in results])
