@@ -32,6 +32,7 @@ setup(
         'mmengine>=0.10.0,<1.0.0',
         'mmdet>=3.3.0,<3.4.0',
         'pycocotools',
+        'faster-coco-eval>=1.8.0,<2.0',
         'numpy',
     ],
     extras_require={'tests': ['pytest', 'hypothesis', 'timm']},

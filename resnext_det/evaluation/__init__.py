@@ -1,3 +1,4 @@
 from .accuracy import Accuracy
+from .coco_metric import CocoMetric
 
-__all__ = ['Accuracy']
+__all__ = ['Accuracy', 'CocoMetric']
