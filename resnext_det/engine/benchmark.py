@@ -6,16 +6,15 @@ plain config, ``fast`` = its ``*_fast`` config. The backbone case times ``model.
 config alone; the detector case times what the runner does per iteration, ``model.train_step``
 (data preprocessing, losses, backward, optimizer step through the config's optim wrapper, so
 the same autocast and loss scaling), and ``model.test_step`` for inference. All variants run in
-one process on the same random images and boxes; each time is the median of ``iters`` steps
-after ``warmup`` steps, with the device synchronised around every step.
+one process on the same random images and boxes, interleaved step by step; each time is the
+median of ``iters`` steps after ``warmup`` steps, with the device synchronised around every step.
 """
 import copy
-import gc
 import os.path as osp
 import statistics
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Dict, List, Optional
+from typing import Callable, Dict, List, Optional, Tuple
 
 import mmdet
 import torch
@@ -118,8 +117,69 @@ def synthetic_batch(batch: int, height: int, width: int, boxes_per_image: int = 
     return dict(inputs=inputs, data_samples=samples)
 
 
+def autocast(device: str, amp: Optional[str]):
+    return torch.autocast(device, dtype=DTYPES.get(amp, torch.float32), enabled=amp is not None)
+
+
+def resident_mb(model: torch.nn.Module) -> float:
+    """Parameters, buffers and SGD momentum: what a training model holds between steps."""
+    tensors = list(model.parameters()) + list(model.buffers())
+    momentum = [p for p in model.parameters() if p.requires_grad]
+    return sum(t.numel() * t.element_size() for t in tensors + momentum) / 2**20
+
+
+@dataclass
+class Case:
+    """One variant's step for one case, and how to put its model in the right mode first."""
+    result: Result
+    step: Callable[[], None]
+    prepare: Callable[[], None]
+    resident_mb: float
+    cudnn_benchmark: bool
+
+
+def backbone_cases(cfg: Config, variant: Variant, images: torch.Tensor, device: str) -> dict:
+    backbone = MODELS.build(cfg.model.backbone).to(device)
+    backbone.init_weights()
+    optimizer = torch.optim.SGD([p for p in backbone.parameters() if p.requires_grad],
+                                lr=1e-4, momentum=0.9)
+
+    def train_step():
+        with autocast(device, variant.amp):
+            outs = backbone(images)
+        sum(o.float().mean() for o in outs).backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+    def infer_step():
+        with torch.no_grad(), autocast(device, variant.amp):
+            backbone(images)
+
+    return dict(backbone_train=(train_step, backbone.train, resident_mb(backbone)),
+                backbone_infer=(infer_step, backbone.eval, resident_mb(backbone)))
+
+
+def detector_cases(cfg: Config, variant: Variant, batch: dict, device: str) -> dict:
+    model = MODELS.build(cfg.model).to(device)
+    model.init_weights()
+    optim_wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
+
+    def train_step():
+        # the runner's iteration; the data preprocessor moves and normalises the batch
+        model.train_step(copy.copy(batch), optim_wrapper)
+
+    def infer_step():
+        with torch.no_grad(), autocast(device, variant.amp):
+            model.test_step(copy.copy(batch))
+
+    return dict(detector_train=(train_step, model.train, resident_mb(model)),
+                detector_infer=(infer_step, model.eval, resident_mb(model)))
+
+
 class Timer:
-    """Median of device-synchronised steps after warm-up, and the peak memory they used."""
+    """Interleaved timing: step i of every variant runs before step i + 1 of any, so that a
+    drift of the machine (clocks, other jobs) shifts all variants alike and leaves the ratios.
+    Device-synchronised around every step; on GPU also the memory each step adds."""
 
     def __init__(self, device: str, warmup: int, iters: int):
         self.device, self.warmup, self.iters = device, warmup, iters
@@ -128,69 +188,36 @@ class Timer:
         if self.device == 'cuda':
             torch.cuda.synchronize()
 
-    def __call__(self, step):
-        for _ in range(self.warmup):
-            step()
+    def run_step(self, case: Case) -> Tuple[float, Optional[float]]:
+        torch.backends.cudnn.benchmark = case.cudnn_benchmark
         self.sync()
         if self.device == 'cuda':
             torch.cuda.reset_peak_memory_stats()
-        times = []
+            before = torch.cuda.memory_allocated()
+        start = time.perf_counter()
+        case.step()
+        self.sync()
+        elapsed = (time.perf_counter() - start) * 1000
+        added = ((torch.cuda.max_memory_allocated() - before) / 2**20
+                 if self.device == 'cuda' else None)
+        return elapsed, added
+
+    def __call__(self, name: str, cases: List[Case]) -> None:
+        for case in cases:
+            case.prepare()
+        for _ in range(self.warmup):
+            for case in cases:
+                self.run_step(case)
+        added = {id(case): [] for case in cases}
         for _ in range(self.iters):
-            self.sync()
-            start = time.perf_counter()
-            step()
-            self.sync()
-            times.append((time.perf_counter() - start) * 1000)
-        peak = (torch.cuda.max_memory_allocated() / 2**20 if self.device == 'cuda' else None)
-        return times, peak
-
-
-def autocast(device: str, amp: Optional[str]):
-    return torch.autocast(device, dtype=DTYPES.get(amp, torch.float32), enabled=amp is not None)
-
-
-def bench_backbone(cfg: Config, variant: Variant, images: torch.Tensor, timer: Timer,
-                   result: Result, device: str) -> None:
-    backbone = MODELS.build(cfg.model.backbone).to(device)
-    backbone.init_weights()
-    params = [p for p in backbone.parameters() if p.requires_grad]
-    optimizer = torch.optim.SGD(params, lr=1e-4, momentum=0.9)
-
-    def train_step():
-        with autocast(device, variant.amp):
-            outs = backbone(images)
-        loss = sum(o.float().mean() for o in outs)
-        loss.backward()
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-
-    def infer_step():
-        with torch.no_grad(), autocast(device, variant.amp):
-            backbone(images)
-
-    backbone.train()
-    result.times_ms['backbone_train'], result.peak_mem_mb['backbone_train'] = timer(train_step)
-    backbone.eval()
-    result.times_ms['backbone_infer'], result.peak_mem_mb['backbone_infer'] = timer(infer_step)
-
-
-def bench_detector(cfg: Config, variant: Variant, batch: dict, timer: Timer, result: Result,
-                   device: str) -> None:
-    model = MODELS.build(cfg.model).to(device)
-    model.init_weights()
-    optim_wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
-    # the runner gives train_step a fresh batch each iteration; the data preprocessor moves
-    # and normalises it, as in training
-    model.train()
-    result.times_ms['detector_train'], result.peak_mem_mb['detector_train'] = timer(
-        lambda: model.train_step(copy.copy(batch), optim_wrapper))
-
-    def infer_step():
-        with torch.no_grad(), autocast(device, variant.amp):
-            model.test_step(copy.copy(batch))
-
-    model.eval()
-    result.times_ms['detector_infer'], result.peak_mem_mb['detector_infer'] = timer(infer_step)
+            for case in cases:
+                elapsed, extra = self.run_step(case)
+                case.result.times_ms.setdefault(name, []).append(elapsed)
+                added[id(case)].append(extra)
+        for case in cases:
+            if self.device == 'cuda':
+                # the variant's own state plus the most its step added on top
+                case.result.peak_mem_mb[name] = case.resident_mb + max(added[id(case)])
 
 
 def run(archs=('x101_32x4d', 'r101'), parts=('backbone', 'detector'), device='cpu',
@@ -207,23 +234,29 @@ def run(archs=('x101_32x4d', 'r101'), parts=('backbone', 'detector'), device='cp
     # the backbone sees what the data preprocessor gives it: normalised float images
     g = torch.Generator().manual_seed(1)
     images = torch.randn(batch_size, 3, height, width, generator=g).to(device)
-    results = []
+    results, cases = [], {}
     for arch in archs:
         for variant in variants(arch, device):
             if only and variant.name not in only:
                 continue
             cfg = load_variant_config(variant, depth)
-            torch.backends.cudnn.benchmark = bool(cfg.get('env_cfg', {}).get('cudnn_benchmark'))
-            result = Result(arch, variant.name, variant.amp or 'fp32', variant.note)
-            log(f'[benchmark] {arch} {variant.name} ({result.precision}) ...')
+            # with --depth 50 the x101_32x4d configs build X-50-32x4d: name what was timed
+            label = arch if depth is None else arch.replace('101', str(depth))
+            result = Result(label, variant.name, variant.amp or 'fp32', variant.note)
+            log(f'[benchmark] building {label} {variant.name} ({result.precision})')
+            built = {}
             if 'backbone' in parts:
-                bench_backbone(cfg, variant, images, timer, result, device)
+                built.update(backbone_cases(cfg, variant, images, device))
             if 'detector' in parts:
-                bench_detector(cfg, variant, batch, timer, result, device)
+                built.update(detector_cases(cfg, variant, batch, device))
+            cudnn = bool(cfg.get('env_cfg', {}).get('cudnn_benchmark'))
+            for name, (step, prepare, resident) in built.items():
+                cases.setdefault(name, []).append(Case(result, step, prepare, resident, cudnn))
             results.append(result)
-            gc.collect()
-            if device == 'cuda':
-                torch.cuda.empty_cache()
+    for name, _ in CASES:
+        if name in cases:
+            log(f'[benchmark] timing {name}: {len(cases[name])} variants interleaved')
+            timer(name, cases[name])
     return results
 
 
@@ -250,13 +283,14 @@ def summarize(results: List[Result], batch_size: int) -> dict:
             row[case + '_speedup'] = base_ms / ms if base_ms else None
             row[case + '_peak_mb'] = r.peak_mem_mb.get(case)
         rows.append(row)
+    # ResNeXt over ResNet of the same depth (the paper's 1.36 for X-101 / R-101), per variant
+    resnets = {r.variant: r for r in results if r.arch.startswith('r')}
     ratios = []
-    by_key = {(r.arch, r.variant): r for r in results}
-    for (arch, name), r in by_key.items():
-        other = by_key.get(('r101', name)) if arch == 'x101_32x4d' else None
+    for r in results:
+        other = resnets.get(r.variant) if r.arch.startswith('x') else None
         if other is None:
             continue
-        ratios.append(dict(variant=name, **{
+        ratios.append(dict(variant=r.variant, pair=f'{r.arch} / {other.arch}', **{
             case: r.median(case) / other.median(case) for case, _ in CASES
             if case.endswith('train') and r.median(case) and other.median(case)}))
     return dict(rows=rows, x_over_r=ratios)
@@ -281,10 +315,11 @@ def markdown(summary: dict) -> str:
         lines.append(f"| {row['arch']} | {row['variant']} | {precision} | "
                      + ' | '.join(cells) + f' | {fmt(peak, 0)} |')
     if summary['x_over_r']:
-        lines += ['', '| variant | X-101-32x4d / R-101 backbone step | detector step |',
-                  '|---|---:|---:|']
+        lines += ['', '| variant | step time ratio | backbone train step | detector train step |',
+                  '|---|---|---:|---:|']
         for ratio in summary['x_over_r']:
-            lines.append(f"| {ratio['variant']} | {fmt(ratio.get('backbone_train'), 2)} | "
+            lines.append(f"| {ratio['variant']} | {ratio['pair']} | "
+                         f"{fmt(ratio.get('backbone_train'), 2)} | "
                          f"{fmt(ratio.get('detector_train'), 2)} |")
     return '\n'.join(lines)
 

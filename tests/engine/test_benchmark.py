@@ -35,7 +35,7 @@ def test_ci_size_run_reports_every_variant_and_case(tmp_path, capsys):
     assert report['settings']['depth'] == 50 and report['settings']['batch'] == 1
     raw = {r['variant']: r for r in report['results']}
     assert len(raw['ours']['times_ms']['detector_train']) == 1
-    assert '| r101 | fast | fp32 (no AMP on CPU) |' in md.read_text()
+    assert '| r50 | fast | fp32 (no AMP on CPU) |' in md.read_text()  # depth 50 named
     assert 'detector train step (ms)' in capsys.readouterr().out
 
 
@@ -70,7 +70,7 @@ def test_speedups_and_x_over_r_ratios():
     assert fast['backbone_infer'] == pytest.approx(200.0)  # 2 images per 10 ms
     ratios = {r['variant']: r['backbone_train'] for r in summary['x_over_r']}
     assert ratios == {'stock': 1.5, 'fast': 0.8}
-    assert '| fast | 0.80 |' in markdown(summary)
+    assert '| fast | x101_32x4d / r101 | 0.80 |' in markdown(summary)
 
 
 def test_synthetic_batch_is_deterministic_and_inside_the_image():
