@@ -1,7 +1,7 @@
 """Time stock MMDetection against resnext_det: backbone and Faster R-CNN, train and inference.
 
     python tools/benchmark.py [--device cuda] [--archs x101_32x4d r101] [--parts backbone detector]
-                              [--batch 2] [--size 800 1216] [--iters 10] [--warmup 3]
+                              [--batch 2] [--size 800 1216] [--iters 10] [--warmup 3] [--compile]
                               [--out work_dirs/benchmark/DEVICE.json] [--md FILE.md]
     python tools/benchmark.py --ci        # CI size: depth 50, batch 1, 224x320, 3 steps
 
@@ -37,6 +37,8 @@ def parse_args(argv=None):
                         help='override the depth of every variant (50: X-50-32x4d and R-50)')
     parser.add_argument('--iters', type=int, help='timed steps per case (10)')
     parser.add_argument('--warmup', type=int, help='untimed steps first (3)')
+    parser.add_argument('--compile', action='store_true',
+                        help="add 'fast compiled': the fast path with torch.compile(backbone)")
     parser.add_argument('--threads', type=int, help='torch CPU threads')
     parser.add_argument('--ci', action='store_true',
                         help='CI size: depth 50, batch 1, 224x320, 2 warm-up + 3 steps')
@@ -62,7 +64,7 @@ def main(argv=None):
         torch.set_num_threads(args.threads)
     height, width = args.size
     results = run(args.archs, args.parts, args.device, args.batch, height, width, args.depth,
-                  args.warmup, args.iters, args.variants,
+                  args.warmup, args.iters, args.variants, args.compile,
                   log=lambda msg: print(msg, file=sys.stderr, flush=True))
     summary = summarize(results, args.batch)
     device = (torch.cuda.get_device_name() if args.device == 'cuda'

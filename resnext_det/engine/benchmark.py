@@ -45,6 +45,7 @@ class Variant:
     config: str
     amp: Optional[str] = None  # None: fp32; else the autocast dtype
     note: str = ''
+    compile_backbone: bool = False
 
 
 @dataclass
@@ -61,8 +62,9 @@ class Result:
         return statistics.median(times) if times else None
 
 
-def variants(arch: str, device: str) -> List[Variant]:
-    """stock fp32, (stock fp16 on GPU), ours fp32, ours fast (bf16, and fp16 on GPU)."""
+def variants(arch: str, device: str, compile_backbone: bool = False) -> List[Variant]:
+    """stock fp32, (stock fp16 on GPU), ours fp32, ours fast (bf16, and fp16 on GPU), and
+    with ``compile_backbone`` the fast path with a ``torch.compile``-d backbone."""
     stock, ours, fast = ARCHS[arch]
     stock = osp.join(MMDET_CONFIGS, stock)
     ours, fast = (osp.join(ROOT, 'configs', name) for name in (ours, fast))
@@ -75,6 +77,12 @@ def variants(arch: str, device: str) -> List[Variant]:
     else:
         # mmengine runs AMP on CUDA only, and CPUs without bf16 units emulate it slowly
         out.append(Variant('fast', fast, None, 'no AMP on CPU'))
+    if compile_backbone:
+        # whether compiling pays is what this variant is for: a static input shape (the
+        # benchmark's fixed size) compiles once; varied image sizes would recompile
+        fast_variant = out[-2] if device == 'cuda' else out[-1]
+        out.append(Variant('fast compiled', fast, fast_variant.amp,
+                           'torch.compile(backbone)', compile_backbone=True))
     return out
 
 
@@ -141,19 +149,20 @@ class Case:
 def backbone_cases(cfg: Config, variant: Variant, images: torch.Tensor, device: str) -> dict:
     backbone = MODELS.build(cfg.model.backbone).to(device)
     backbone.init_weights()
+    forward = torch.compile(backbone) if variant.compile_backbone else backbone
     optimizer = torch.optim.SGD([p for p in backbone.parameters() if p.requires_grad],
                                 lr=1e-4, momentum=0.9)
 
     def train_step():
         with autocast(device, variant.amp):
-            outs = backbone(images)
+            outs = forward(images)
         sum(o.float().mean() for o in outs).backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
 
     def infer_step():
         with torch.no_grad(), autocast(device, variant.amp):
-            backbone(images)
+            forward(images)
 
     return dict(backbone_train=(train_step, backbone.train, resident_mb(backbone)),
                 backbone_infer=(infer_step, backbone.eval, resident_mb(backbone)))
@@ -163,6 +172,9 @@ def detector_cases(cfg: Config, variant: Variant, batch: dict, device: str) -> d
     model = MODELS.build(cfg.model).to(device)
     model.init_weights()
     optim_wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
+    if variant.compile_backbone:
+        # compiles the forward only: parameters and state dict keys stay the module's own
+        model.backbone.forward = torch.compile(model.backbone.forward)
 
     def train_step():
         # the runner's iteration; the data preprocessor moves and normalises the batch
@@ -222,7 +234,7 @@ class Timer:
 
 def run(archs=('x101_32x4d', 'r101'), parts=('backbone', 'detector'), device='cpu',
         batch_size=2, height=800, width=1216, depth=None, warmup=3, iters=10,
-        only=None, log=print) -> List[Result]:
+        only=None, compile_backbone=False, log=print) -> List[Result]:
     """Time every variant of every architecture; returns one Result per (arch, variant)."""
     import resnext_det  # noqa: F401  (registers the resnext_det scope)
     from mmdet.utils import register_all_modules
@@ -236,7 +248,7 @@ def run(archs=('x101_32x4d', 'r101'), parts=('backbone', 'detector'), device='cp
     images = torch.randn(batch_size, 3, height, width, generator=g).to(device)
     results, cases = [], {}
     for arch in archs:
-        for variant in variants(arch, device):
+        for variant in variants(arch, device, compile_backbone):
             if only and variant.name not in only:
                 continue
             cfg = load_variant_config(variant, depth)

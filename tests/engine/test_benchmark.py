@@ -53,6 +53,10 @@ def test_variants_are_built_from_the_stock_and_our_configs():
     assert gpu['fast'].optim_wrapper.loss_scale == dict(enabled=False)
     assert gpu['fast fp16'].optim_wrapper.loss_scale == 'dynamic'
     assert gpu['stock --amp'].model.backbone.type == 'ResNeXt'
+    compiled = variants('r101', 'cuda', compile_backbone=True)[-1]
+    assert (compiled.name, compiled.amp, compiled.compile_backbone) == (
+        'fast compiled', 'bfloat16', True)
+    assert not any(v.compile_backbone for v in variants('r101', 'cpu'))
 
 
 def test_speedups_and_x_over_r_ratios():
