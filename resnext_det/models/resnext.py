@@ -19,7 +19,6 @@ from typing import Optional, Sequence, Tuple
 import torch
 import torch.nn as nn
 import torch.utils.checkpoint as cp
-from torch.nn.utils.fusion import fuse_conv_bn_weights
 from mmcv.cnn import build_conv_layer, build_norm_layer, build_plugin_layer
 from mmdet.models.layers import ResLayer
 from mmengine.model import BaseModule
@@ -36,26 +35,46 @@ def _foldable(conv: nn.Module, norm: nn.Module) -> bool:
             and norm.track_running_stats and not conv.weight.requires_grad)
 
 
+def fold_bn_into_conv(conv: nn.Conv2d, norm: _BatchNorm) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Weight and bias of the one conv equal to ``norm(conv(x))`` for a BN in eval mode.
+
+    The arithmetic of ``torch.nn.utils.fusion.fuse_conv_bn_weights``, without the
+    ``nn.Parameter`` it returns, which torch.compile cannot trace.
+    """
+    scale = torch.rsqrt(norm.running_var + norm.eps)
+    if norm.weight is not None:
+        scale = scale * norm.weight
+    bias = -norm.running_mean * scale
+    if norm.bias is not None:
+        bias = bias + norm.bias
+    if conv.bias is not None:
+        bias = bias + conv.bias * scale
+    return conv.weight * scale.reshape(-1, 1, 1, 1), bias
+
+
 def conv_norm(conv: nn.Module, norm: nn.Module, x: torch.Tensor, fold: bool) -> torch.Tensor:
     """``norm(conv(x))``; with ``fold``, one convolution with the BN folded into its weights.
 
     Folding is exact only for a frozen conv followed by a BN in eval mode (fixed statistics,
     fixed affine), i.e. the stem and stages that ``frozen_stages`` freezes; anything else runs
-    unfolded. It saves one read and write of the activation per BN. The folded weights are
-    cached on the conv and recomputed whenever one of the five source tensors changes (loading
-    a checkpoint, ``.to(device)``), which ``_version`` and ``data_ptr`` tell.
+    unfolded. It saves one read and write of the activation per BN. In eager mode the folded
+    weights are cached on the conv and recomputed whenever one of the source tensors changes
+    (loading a checkpoint, ``.to(device)``), which ``_version`` and ``data_ptr`` tell; under
+    torch.compile the fold is part of the graph instead.
     """
     if not (fold and _foldable(conv, norm)):
         return norm(conv(x))
-    sources = (conv.weight, norm.running_mean, norm.running_var, norm.weight, norm.bias)
+    if torch.compiler.is_compiling():
+        with torch.no_grad():
+            weight, bias = fold_bn_into_conv(conv, norm)
+        return conv._conv_forward(x, weight, bias)
+    sources = (conv.weight, conv.bias, norm.running_mean, norm.running_var, norm.weight,
+               norm.bias)
     key = tuple((t._version, t.data_ptr()) if t is not None else None for t in sources)
     cached = getattr(conv, '_folded_bn', None)
     if cached is None or cached[0] != key:
         with torch.no_grad():
-            weight, bias = fuse_conv_bn_weights(conv.weight, conv.bias, norm.running_mean,
-                                                norm.running_var, norm.eps, norm.weight,
-                                                norm.bias)
-        cached = conv._folded_bn = (key, weight.detach(), bias.detach())
+            cached = conv._folded_bn = (key, *fold_bn_into_conv(conv, norm))
     return conv._conv_forward(x, cached[1], cached[2])
 
 

@@ -101,3 +101,25 @@ def test_all_options_together_match_under_autocast():
 def test_bad_fast_path_options_are_named(kwargs, message):
     with pytest.raises(ValueError, match=message):
         ResNeXt(**SMALL, **kwargs)
+
+
+def test_fold_matches_torch_fusion():
+    from torch.nn.utils.fusion import fuse_conv_bn_weights
+
+    from resnext_det.models.resnext import fold_bn_into_conv
+    conv = torch.nn.Conv2d(4, 6, 3, bias=True)
+    bn = randomize_bn(torch.nn.Sequential(torch.nn.BatchNorm2d(6)))[0].eval()
+    expected = fuse_conv_bn_weights(conv.weight, conv.bias, bn.running_mean, bn.running_var,
+                                    bn.eps, bn.weight, bn.bias)
+    for got, want in zip(fold_bn_into_conv(conv, bn), expected):
+        torch.testing.assert_close(got, want)
+
+
+def test_folded_and_channels_last_backbone_compiles_without_graph_breaks():
+    torch._dynamo.reset()
+    plain, fast = pair(1, channels_last=True, fold_frozen_bn=True)
+    plain.eval(), fast.eval()
+    x = torch.randn(1, 3, 32, 32)
+    explanation = torch._dynamo.explain(fast)(x)
+    assert explanation.graph_break_count == 0, explanation.break_reasons
+    torch.testing.assert_close(torch.compile(fast)(x)[3], plain(x)[3], atol=2e-5, rtol=1e-4)
