@@ -97,6 +97,9 @@ def load_variant_config(variant: Variant, depth: Optional[int]) -> Config:
         wrapper.pop(key, None)
     if variant.amp is None:
         wrapper.type = 'OptimWrapper'
+        for loop in ('val_cfg', 'test_cfg'):  # fp32 variants evaluate in fp32 too
+            if cfg.get(loop):
+                cfg[loop].pop('fp16', None)
     else:
         wrapper.type = 'AmpOptimWrapper'
         wrapper.dtype = variant.amp
@@ -146,6 +149,11 @@ class Case:
     cudnn_benchmark: bool
 
 
+def inference_amp(cfg: Config) -> Optional[str]:
+    # what tools/test.py does with the config: mmengine's TestLoop(fp16=True) autocasts to fp16
+    return 'float16' if cfg.get('test_cfg', {}).get('fp16') else None
+
+
 def backbone_cases(cfg: Config, variant: Variant, images: torch.Tensor, device: str) -> dict:
     backbone = MODELS.build(cfg.model.backbone).to(device)
     backbone.init_weights()
@@ -161,7 +169,7 @@ def backbone_cases(cfg: Config, variant: Variant, images: torch.Tensor, device: 
         optimizer.zero_grad(set_to_none=True)
 
     def infer_step():
-        with torch.no_grad(), autocast(device, variant.amp):
+        with torch.no_grad(), autocast(device, inference_amp(cfg)):
             forward(images)
 
     return dict(backbone_train=(train_step, backbone.train, resident_mb(backbone)),
@@ -181,7 +189,7 @@ def detector_cases(cfg: Config, variant: Variant, batch: dict, device: str) -> d
         model.train_step(copy.copy(batch), optim_wrapper)
 
     def infer_step():
-        with torch.no_grad(), autocast(device, variant.amp):
+        with torch.no_grad(), autocast(device, inference_amp(cfg)):
             model.test_step(copy.copy(batch))
 
     return dict(detector_train=(train_step, model.train, resident_mb(model)),
@@ -254,7 +262,10 @@ def run(archs=('x101_32x4d', 'r101'), parts=('backbone', 'detector'), device='cp
             cfg = load_variant_config(variant, depth)
             # with --depth 50 the x101_32x4d configs build X-50-32x4d: name what was timed
             label = arch if depth is None else arch.replace('101', str(depth))
-            result = Result(label, variant.name, variant.amp or 'fp32', variant.note)
+            precision = variant.amp or 'fp32'
+            if inference_amp(cfg) not in (None, variant.amp):
+                precision += f', {inference_amp(cfg)} inference'
+            result = Result(label, variant.name, precision, variant.note)
             log(f'[benchmark] building {label} {variant.name} ({result.precision})')
             built = {}
             if 'backbone' in parts:

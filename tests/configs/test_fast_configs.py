@@ -29,6 +29,7 @@ def test_fast_config_is_the_plain_one_plus_the_switches(fast_name):
     assert fast['model']['backbone'].pop('channels_last') is True
     assert fast['model']['backbone'].pop('fold_frozen_bn') is True
     assert fast['env_cfg'].pop('cudnn_benchmark') is True
+    assert fast['val_cfg'].pop('fp16') is True and fast['test_cfg'].pop('fp16') is True
     plain['env_cfg'].pop('cudnn_benchmark')
     wrapper = fast['optim_wrapper']
     assert (wrapper.pop('type'), wrapper.pop('dtype')) == ('AmpOptimWrapper', 'bfloat16')
