@@ -13,12 +13,12 @@ import argparse
 import json
 import os
 import os.path as osp
-import platform
 import sys
 
 import torch
 
 from resnext_det.engine.benchmark import ARCHS, markdown, run, summarize, to_json
+from resnext_det.utils.collect_env import cpu_name
 
 
 def parse_args(argv=None):
@@ -68,8 +68,7 @@ def main(argv=None):
                   log=lambda msg: print(msg, file=sys.stderr, flush=True))
     summary = summarize(results, args.batch)
     device = (torch.cuda.get_device_name() if args.device == 'cuda'
-              else f'{platform.processor() or platform.machine()} CPU, '
-              f'{torch.get_num_threads()} threads')
+              else f'{cpu_name()} CPU, {torch.get_num_threads()} threads')
     settings = dict(vars(args), device_name=device, torch=torch.__version__,
                     command='python tools/benchmark.py ' + ' '.join(sys.argv[1:] if argv is None
                                                                     else argv))

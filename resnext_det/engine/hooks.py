@@ -21,10 +21,13 @@ class NonFiniteLossHook(Hook):
     """
     priority = 'ABOVE_NORMAL'
 
+    def before_train(self, runner) -> None:
+        # RuntimeInfoHook (VERY_HIGH, so before this hook) copies every term to the host for the
+        # logs; reading its copies adds no device sync per term and iteration
+        self._logged = any(isinstance(h, RuntimeInfoHook) for h in runner.hooks)
+
     def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
-        # RuntimeInfoHook (VERY_HIGH, so before this hook) has already copied every term to the
-        # host for the logs; reading its copies adds no device sync per term and iteration
-        logged = any(isinstance(h, RuntimeInfoHook) for h in runner.hooks)
+        logged = getattr(self, '_logged', False)
         values = {}
         for key, value in (outputs or {}).items():
             if not key.startswith('loss'):

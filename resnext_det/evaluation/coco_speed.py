@@ -22,6 +22,8 @@ from typing import Callable, Dict, List, Optional, Sequence
 import numpy as np
 from mmdet.evaluation.functional.class_names import coco_classes
 
+from ..utils.collect_env import cpu_name
+
 # The 80 category ids of instances_val2017.json: 1..90 with the ten ids COCO never used left out.
 COCO_CATEGORY_IDS = (
     1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 27, 28,
@@ -312,20 +314,9 @@ def _package_version(name: str) -> Optional[str]:
         return None
 
 
-def _cpu_name() -> str:
-    try:
-        with open('/proc/cpuinfo') as f:
-            for line in f:
-                if line.startswith('model name'):
-                    return line.split(':', 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def environment() -> dict:
     return dict(
-        python=sys.version.split()[0], platform=platform.platform(), cpu=_cpu_name(),
+        python=sys.version.split()[0], platform=platform.platform(), cpu=cpu_name(),
         cpu_count=os.cpu_count(),
         versions={name: _package_version(name)
                   for name in ('numpy', 'pycocotools', 'faster-coco-eval', 'mmdet')})

@@ -1,5 +1,18 @@
 """Environment report in the shape of mmdet's `collect_env`, plus what this project needs."""
+import platform
 from collections import OrderedDict
+
+
+def cpu_name() -> str:
+    """The CPU model ('AMD EPYC ...'), for reports that name the machine they measured on."""
+    try:
+        with open('/proc/cpuinfo') as f:
+            for line in f:
+                if line.startswith('model name'):
+                    return line.split(':', 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def _mmcv_ops():
