@@ -2,7 +2,8 @@
 
 Install with `make install` (README): it builds mmcv 2.1.0, which pip alone cannot on current
 torch. Exact versions live in requirements/constraints.txt; the ranges below are what the code
-supports.
+needs: torch >= 2.5 for `torch.serialization.safe_globals` (the tensor-only checkpoint loader),
+numpy >= 2 for `numpy._core` (the classes of mmengine checkpoints it allows).
 """
 import os.path as osp
 
@@ -26,16 +27,16 @@ setup(
     packages=find_packages(include=['resnext_det', 'resnext_det.*']),
     python_requires='>=3.9',
     install_requires=[
-        'torch>=2.0',
-        'torchvision>=0.15',
+        'torch>=2.5',
+        'torchvision>=0.20',
         'mmcv>=2.0.0rc4,<2.2.0',
         'mmengine>=0.10.0,<1.0.0',
         'mmdet>=3.3.0,<3.4.0',
         'pycocotools',
         'faster-coco-eval>=1.8.0,<2.0',
-        'numpy',
+        'numpy>=2.0',
     ],
-    extras_require={'tests': ['pytest', 'hypothesis', 'timm']},
+    extras_require={'tests': ['pytest', 'hypothesis', 'timm'], 'lint': ['ruff']},
     license='Apache-2.0',
     zip_safe=False,
 )

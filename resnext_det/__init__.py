@@ -2,15 +2,12 @@
 
 `import resnext_det` (or `custom_imports=dict(imports=['resnext_det'])` in a config) registers
 the package's modules in the `resnext_det` registry scope, a child of mmdet's, so configs name
-them `type='resnext_det.ResNeXt'` and mmdet's own `ResNeXt` stays untouched.
+them `type='resnext_det.ResNeXt'` and mmdet's own `ResNeXt` stays untouched. It changes nothing
+else in the process (tests/test_plugin_hygiene.py checks that in a fresh interpreter): the
+atomic checkpoint backend and the tensor-only checkpoint loader are an explicit opt-in,
+`resnext_det.runtime`.
 """
-from .version import __version__
 from . import datasets, engine, evaluation, models, registry  # noqa: F401  (registers modules)
-from .engine.checkpointing import install_atomic_local_backend
-from .utils.checkpoint import install_safe_checkpoint_loader, install_safe_globals
-
-install_safe_globals()
-install_safe_checkpoint_loader()
-install_atomic_local_backend()
+from .version import __version__
 
 __all__ = ['__version__']

@@ -158,7 +158,7 @@ fi
 # One resolver run: if anything is missing, pip stops before installing any of it.
 say "installing mmengine $(pin mmengine), mmdet $(pin mmdet), pycocotools and resnext_det (editable)"
 pip_q install -c "$CONSTRAINTS" "$WHEEL" mmengine mmdet pycocotools opencv-python numpy \
-    -e "$ROOT[tests]" || die "pip could not install the stack (see the log)"
+    -e "$ROOT[tests,lint]" || die "pip could not install the stack (see the log)"
 
 "$PY" - >>"$LOG" 2>&1 <<'EOF' || die "the installed stack does not import: mmcv.ops/mmdet/resnext_det (see the log)"
 import mmcv, mmengine, mmdet, resnext_det

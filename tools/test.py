@@ -7,7 +7,6 @@ Metrics are also written to WORK_DIR/test_results.json, which tools/compare_resu
 """
 import argparse
 import json
-import os
 import os.path as osp
 import sys
 
@@ -15,8 +14,10 @@ from mmengine.dist import is_main_process
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
+import resnext_det.runtime  # noqa: F401  (tensor-only checkpoint loading)
 from resnext_det.engine import (UserInputError, add_common_args, check_inputs, load_config,
                                  parse_cli, setup_cpu_distributed)
+from resnext_det.utils.atomic import atomic_write
 from resnext_det.utils.checkpoint import CheckpointLoadError
 
 
@@ -60,10 +61,9 @@ def main(argv=None):
         sys.exit(f'error: {e}')
     if is_main_process():
         path = osp.join(cfg.work_dir, 'test_results.json')
-        with open(path + '.tmp', 'w') as f:
-            json.dump(dict(config=args.config, checkpoint=args.checkpoint,
-                           metrics={k: float(v) for k, v in metrics.items()}), f, indent=2)
-        os.replace(path + '.tmp', path)
+        atomic_write(path, json.dumps(dict(config=args.config, checkpoint=args.checkpoint,
+                                           metrics={k: float(v) for k, v in metrics.items()}),
+                                      indent=2))
         print(f'metrics written to {path}')
 
 

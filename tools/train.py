@@ -10,10 +10,13 @@ import sys
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
+import resnext_det.runtime  # noqa: F401  (atomic checkpoint backend, tensor-only loading)
 from resnext_det.engine import (NonFiniteLossError, UserInputError, add_common_args,
                                  check_inputs, latest_complete_checkpoint, load_config,
                                  parse_cli, setup_cpu_distributed)
 from resnext_det.utils.checkpoint import CheckpointLoadError
+
+TENSOR_ONLY_HOOK = 'resnext_det.TensorOnlyCheckpointHook'
 
 
 def parse_args(argv=None):
@@ -57,6 +60,11 @@ def build_train_config(args):
         cfg.load_from = args.resume
     check_inputs(cfg, 'train')
     setup_cpu_distributed(cfg)
+    # a config that overrides custom_hooks must still write checkpoints that resume
+    # tensor-only; without the hook they would need --allow-unsafe-pickle
+    hooks = cfg.setdefault('custom_hooks', [])
+    if not any(h.get('type') in (TENSOR_ONLY_HOOK, 'TensorOnlyCheckpointHook') for h in hooks):
+        hooks.append(dict(type=TENSOR_ONLY_HOOK))
     return cfg
 
 

@@ -1,9 +1,15 @@
 # mmdet's runtime, plus the import that registers the `resnext_det` scope.
 _base_ = 'mmdet::_base_/default_runtime.py'
-custom_imports = dict(imports=['resnext_det'], allow_failed_imports=False)
+# 'resnext_det' registers our modules; 'resnext_det.runtime' is the explicit opt-in to the
+# atomic checkpoint backend and the tensor-only checkpoint loader (docs/reliability.md)
+custom_imports = dict(imports=['resnext_det', 'resnext_det.runtime'], allow_failed_imports=False)
 # stop at the first NaN/inf loss term, naming it, before a bad checkpoint is written; keep the
-# RNG states in checkpoints so that --resume continues exactly
+# RNG states in checkpoints so that --resume continues exactly; keep checkpoints loadable
+# tensor-only (weights_only=True)
 custom_hooks = [
     dict(type='resnext_det.NonFiniteLossHook'),
-    dict(type='resnext_det.RandomStateHook')
+    dict(type='resnext_det.RandomStateHook'),
+    dict(type='resnext_det.TensorOnlyCheckpointHook')
 ]
+# checkpoints are written all-or-nothing (temporary file + rename), never truncated by a kill
+default_hooks = dict(checkpoint=dict(backend_args=dict(backend='resnext_det.atomic_local')))

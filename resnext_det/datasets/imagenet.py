@@ -3,13 +3,13 @@
 Decoding uses OpenCV (libjpeg-turbo), the fastest decoder in the stack (torchvision.io's is
 deprecated since 0.29); augmentation is torchvision.transforms.v2 on uint8 tensors.
 """
-import os
 import os.path as osp
 from typing import Optional, Sequence
 
 import cv2
 import torch
 from torch.utils.data import Dataset
+from torchvision.datasets.folder import find_classes, make_dataset
 from torchvision.transforms import v2
 
 from ..registry import DATASETS
@@ -18,26 +18,29 @@ IMG_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.webp')
 
 
 def scan_image_folder(root: str, classes: Optional[Sequence[str]] = None):
-    """(sorted class names, [(path, label)]) of an ImageNet-style folder."""
+    """(class names, [(path, label)]) of an ImageNet-style folder, by torchvision's
+    ``DatasetFolder`` helpers (``find_classes`` / ``make_dataset``), with errors that name the
+    folder and the fix. Every class must hold at least one image."""
     if not osp.isdir(root):
         raise FileNotFoundError(
             f'image folder {root} does not exist. Expected ImageNet layout root/<class>/*.JPEG; '
             'the demo set is made by: python tools/make_demo_data.py')
     if classes is None:
-        classes = sorted(d.name for d in os.scandir(root) if d.is_dir())
-    if not classes:
-        raise FileNotFoundError(f'image folder {root} has no class sub-folders')
-    samples = []
-    for label, name in enumerate(classes):
-        class_dir = osp.join(root, name)
-        if not osp.isdir(class_dir):
-            raise FileNotFoundError(f'class folder {class_dir} does not exist')
-        for entry in sorted(os.scandir(class_dir), key=lambda e: e.name):
-            if entry.is_file() and entry.name.lower().endswith(IMG_EXTENSIONS):
-                samples.append((entry.path, label))
-    if not samples:
-        raise FileNotFoundError(f'image folder {root} holds no images ({IMG_EXTENSIONS})')
-    return list(classes), samples
+        try:
+            classes, _ = find_classes(root)
+        except FileNotFoundError:
+            raise FileNotFoundError(f'image folder {root} has no class sub-folders') from None
+    classes = list(classes)
+    missing = [name for name in classes if not osp.isdir(osp.join(root, name))]
+    if missing:
+        raise FileNotFoundError(f'image folder {root}: class folder(s) {", ".join(missing)} '
+                                'do not exist')
+    try:
+        samples = make_dataset(root, {name: i for i, name in enumerate(classes)},
+                               extensions=IMG_EXTENSIONS)
+    except FileNotFoundError as e:  # "Found no valid file for the classes ..."
+        raise FileNotFoundError(f'image folder {root}: {e}') from None
+    return classes, samples
 
 
 @DATASETS.register_module()

@@ -1,13 +1,14 @@
+"""Runner glue: what the CLIs share, checkpoint reliability and training hooks."""
+from .checkpointing import (ATOMIC_BACKEND, AtomicLocalBackend, RandomStateHook,
+                            TensorOnlyCheckpointHook, is_complete_checkpoint,
+                            latest_complete_checkpoint, register_atomic_backend)
+from .hooks import NonFiniteLossError, NonFiniteLossHook
 from .launch import (UserInputError, add_common_args, check_inputs, load_config, parse_cli,
                      setup_cpu_distributed)
-from .checkpointing import (AtomicLocalBackend, RandomStateHook, is_complete_checkpoint,
-                            latest_complete_checkpoint)
-from .hooks import NonFiniteLossError, NonFiniteLossHook
-from .wrappers import CPUDistributedDataParallel
 
 __all__ = [
-    'AtomicLocalBackend', 'CPUDistributedDataParallel', 'NonFiniteLossError',
-    'NonFiniteLossHook', 'RandomStateHook', 'UserInputError', 'add_common_args',
+    'ATOMIC_BACKEND', 'AtomicLocalBackend', 'NonFiniteLossError', 'NonFiniteLossHook',
+    'RandomStateHook', 'TensorOnlyCheckpointHook', 'UserInputError', 'add_common_args',
     'check_inputs', 'is_complete_checkpoint', 'latest_complete_checkpoint', 'load_config',
-    'parse_cli', 'setup_cpu_distributed'
+    'parse_cli', 'register_atomic_backend', 'setup_cpu_distributed'
 ]

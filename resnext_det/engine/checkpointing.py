@@ -1,17 +1,24 @@
-"""Checkpoints that survive being killed: atomic writes, exact resume, skipping partial files.
+"""Checkpoints that survive being killed and load tensor-only: atomic writes, exact resume,
+skipping partial files.
 
-* mmengine writes checkpoints with its 'local' file backend's `put`, which opens the final
+* mmengine writes checkpoints with its 'local' file backend's ``put``, which opens the final
   path and writes into it: a SIGKILL mid-write leaves a truncated file under the real name.
-  `AtomicLocalBackend.put` writes a temporary file in the same directory, fsyncs it and
-  renames it over the target, so a checkpoint is either the old one or the complete new one.
+  ``AtomicLocalBackend`` writes through :mod:`resnext_det.utils.atomic` (temporary file, fsync,
+  rename), so a checkpoint is either the old one or the complete new one. It is registered
+  under its own name, ``ATOMIC_BACKEND``, by ``resnext_det.runtime``, and our
+  ``_base_/default_runtime.py`` selects it with ``default_hooks.checkpoint.backend_args``;
+  mmengine's own 'local' backend is left as it is.
+* mmengine pickles each message-hub ``HistoryBuffer`` with its built-in statistics methods,
+  as ``getattr(HistoryBuffer, 'mean')``: such a checkpoint only loads with
+  ``weights_only=False``. ``TensorOnlyCheckpointHook`` leaves those out of the checkpoint
+  (``HistoryBuffer.__setstate__`` restores them on load), so our loader reads it tensor-only.
 * mmengine's resume restores weights, optimizer, schedulers and counters but not the random
-  generators; `RandomStateHook` stores torch/numpy/python RNG states in every checkpoint and
+  generators; ``RandomStateHook`` stores torch/numpy/python RNG states in every checkpoint and
   restores them on resume, so a resumed run continues exactly as the uninterrupted one would.
-* `latest_complete_checkpoint` is what `--resume` (auto) uses: the file `last_checkpoint`
-  names if it is a complete checkpoint, else the newest complete `*.pth` in the work dir.
+* ``latest_complete_checkpoint`` is what ``--resume`` (auto) uses: the file ``last_checkpoint``
+  names if it is a complete checkpoint, else the newest complete ``*.pth`` in the work dir.
 """
 import glob
-import os
 import os.path as osp
 import random
 import zipfile
@@ -19,39 +26,31 @@ from typing import Optional
 
 import numpy as np
 import torch
-from mmengine.fileio.backends import LocalBackend, register_backend
+from mmengine.fileio.backends import LocalBackend
 from mmengine.hooks import Hook
 
 from ..registry import HOOKS
+from ..utils.atomic import atomic_write
+
+ATOMIC_BACKEND = 'resnext_det.atomic_local'
 
 
 class AtomicLocalBackend(LocalBackend):
-    """mmengine's local file backend whose `put` is all-or-nothing (temp file + rename)."""
+    """mmengine's local file backend whose ``put``/``put_text`` are all-or-nothing."""
 
     def put(self, obj: bytes, filepath) -> None:
-        filepath = str(filepath)
-        directory = osp.dirname(osp.abspath(filepath))
-        os.makedirs(directory, exist_ok=True)
-        tmp_path = osp.join(directory, f'.{osp.basename(filepath)}.{os.getpid()}.tmp')
-        try:
-            with open(tmp_path, 'wb') as f:
-                f.write(obj)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp_path, filepath)
-        finally:
-            if osp.exists(tmp_path):
-                os.remove(tmp_path)
+        atomic_write(filepath, obj)
+
+    def put_text(self, obj: str, filepath, encoding: str = 'utf-8') -> None:
+        atomic_write(filepath, obj.encode(encoding))
 
 
-def install_atomic_local_backend() -> None:
-    """Make mmengine's default ('local') backend atomic for every later write (idempotent)."""
-    from mmengine.fileio import io as mmengine_io
-    register_backend('local', AtomicLocalBackend, force=True, prefixes='')
-    # get_file_backend caches instances: drop plain LocalBackends made before this call
-    for key, backend in list(mmengine_io.backend_instances.items()):
-        if type(backend) is LocalBackend:
-            del mmengine_io.backend_instances[key]
+def register_atomic_backend() -> None:
+    """Make ``backend_args=dict(backend=ATOMIC_BACKEND)`` available (idempotent; it adds a name
+    to mmengine's backends and changes none of the existing ones)."""
+    from mmengine.fileio.backends import backends, register_backend
+    if backends.get(ATOMIC_BACKEND) is not AtomicLocalBackend:
+        register_backend(ATOMIC_BACKEND, AtomicLocalBackend, force=True)
 
 
 def is_complete_checkpoint(path: str) -> bool:
@@ -74,6 +73,46 @@ def latest_complete_checkpoint(work_dir: str) -> Optional[str]:
             return named
     candidates = sorted(glob.glob(osp.join(work_dir, '*.pth')), key=osp.getmtime, reverse=True)
     return next((c for c in candidates if is_complete_checkpoint(c)), None)
+
+
+BUILTIN_STATISTICS = ('mean', 'min', 'max', 'current')
+
+
+class _HistoryBufferState:
+    """Pickles as the ``HistoryBuffer`` it copies, minus the built-in statistics methods.
+
+    The pickle calls ``HistoryBuffer()`` and hands the state to its ``__setstate__``, which
+    restores the built-in methods, so the checkpoint loads as mmengine's own class everywhere,
+    with or without this package.
+    """
+
+    def __init__(self, buffer) -> None:
+        self.state = {k: v for k, v in vars(buffer).items() if k != 'statistics_methods'}
+        custom = {k: v for k, v in type(buffer)._statistics_methods.items()
+                  if k not in BUILTIN_STATISTICS}
+        if custom:  # methods the user registered: they are pickled as mmengine would
+            self.state['statistics_methods'] = custom
+        self.cls = type(buffer)
+
+    def __reduce__(self):
+        return self.cls, (), self.state
+
+
+@HOOKS.register_module()
+class TensorOnlyCheckpointHook(Hook):
+    """Keep every checkpoint loadable with ``torch.load(weights_only=True)``.
+
+    It rewrites the saved copy of the message hub only (mmengine deep-copies it for the
+    checkpoint); the live buffers and ``HistoryBuffer`` itself are untouched.
+    """
+    priority = 'VERY_LOW'  # after the hooks that add their own state
+
+    def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
+        from mmengine.logging import HistoryBuffer
+        scalars = (checkpoint.get('message_hub') or {}).get('log_scalars') or {}
+        for key, value in scalars.items():
+            if isinstance(value, HistoryBuffer):
+                scalars[key] = _HistoryBufferState(value)
 
 
 @HOOKS.register_module()

@@ -56,8 +56,10 @@ def setup_cpu_distributed(cfg) -> None:
     """Let `--launcher pytorch` run on CPU-only machines (tests, CI, laptops).
 
     mmengine assumes GPUs for distributed runs: it calls `torch.cuda.set_device` and hands
-    `device_ids` to DDP. On a machine without CUDA we start the gloo process group ourselves
-    (mmengine then skips its own init) and wrap the model in a DDP that takes no device ids.
+    `device_ids=[LOCAL_RANK]` to DDP, which refuses device ids for CPU modules. On a machine
+    without CUDA we start the gloo process group ourselves (mmengine then skips its own init)
+    and ask for mmengine's own DDP wrapper with `device_ids=None`: the runner fills
+    `device_ids` only when `model_wrapper_cfg` leaves it out.
     """
     if cfg.launcher == 'none' or torch.cuda.is_available():
         return
@@ -67,7 +69,8 @@ def setup_cpu_distributed(cfg) -> None:
     if not torch.distributed.is_initialized():
         torch.distributed.init_process_group(backend='gloo')
     cfg.setdefault('model_wrapper_cfg',
-                   dict(type='resnext_det.CPUDistributedDataParallel', broadcast_buffers=False,
+                   dict(type='MMDistributedDataParallel', device_ids=None,
+                        broadcast_buffers=False,
                         find_unused_parameters=cfg.get('find_unused_parameters', False)))
 
 

@@ -3,14 +3,15 @@ pycocotools' Python ones.
 
 On a val2017-sized result set (``tools/benchmark_eval.py``, docs/benchmarks.md) the 12 summary
 stats come out bit-identical to pycocotools' (on small sets they can be 1e-16 apart, see
-``coco_speed.compare``) and the evaluation runs 7-8x faster.
+``benchmarks.coco_eval.compare``) and the evaluation runs 7-8x faster.
 Everything else is mmdet's: the ground-truth index, ``loadRes``, the json files under
 ``outfile_prefix``, the classwise table, the ``proposal``/``proposal_fast`` metrics and the
 output keys (``coco/bbox_mAP``, ``coco/bbox_mAP_50``, ...).
 """
-import contextlib
+import functools
 import logging
-from typing import Dict, Optional, Type
+import types
+from typing import Callable, Dict, Optional, Type
 
 from mmdet.evaluation.metrics import coco_metric as mmdet_coco_metric
 from mmengine.logging import print_log
@@ -22,6 +23,7 @@ BACKENDS = ('faster_coco_eval', 'pycocotools')
 
 # The fallback is announced once per process, not once per metric (val and test build one each).
 _warned_about_fallback = False
+_faster_classes: Dict[Type, Type] = {}
 
 
 def faster_coco_eval_class() -> Type:
@@ -34,30 +36,34 @@ def faster_coco_eval_class() -> Type:
     """
     from faster_coco_eval import COCOeval_faster
 
-    class FasterCOCOeval(COCOeval_faster):
+    if COCOeval_faster not in _faster_classes:  # one class per process: compute_metrics caches
 
-        def __init__(self, cocoGt=None, cocoDt=None, iouType='segm'):
-            super().__init__(cocoGt, cocoDt, iouType, print_function=print)
+        class FasterCOCOeval(COCOeval_faster):
 
-        summarize = PycocotoolsCOCOeval.summarize
+            def __init__(self, cocoGt=None, cocoDt=None, iouType='segm'):
+                super().__init__(cocoGt, cocoDt, iouType, print_function=print)
 
-    return FasterCOCOeval
+            summarize = PycocotoolsCOCOeval.summarize
+
+        _faster_classes[COCOeval_faster] = FasterCOCOeval
+    return _faster_classes[COCOeval_faster]
 
 
-@contextlib.contextmanager
-def mmdet_coco_eval_replaced_by(coco_eval_class: Type):
-    """Point the name ``COCOeval`` that mmdet's ``CocoMetric.compute_metrics`` evaluates with
-    at ``coco_eval_class`` for the duration of the block.
+@functools.lru_cache(maxsize=None)
+def mmdet_compute_metrics_with(coco_eval_class: Type) -> Callable:
+    """mmdet's ``CocoMetric.compute_metrics``, evaluating with ``coco_eval_class``.
 
-    mmdet has no hook to choose the evaluator: the method reads that module-level name, so
-    swapping it for the call keeps the rest of mmdet's 200-line method as it is.
+    mmdet has no argument to choose the evaluator: its method reads the module-level name
+    ``COCOeval``. This is the same code object bound to a copy of that module's namespace in
+    which the name means ``coco_eval_class``, so mmdet's 200-line method is reused as it is
+    while mmdet's module, and every other ``CocoMetric``, keep their evaluator.
     """
-    original = mmdet_coco_metric.COCOeval
-    mmdet_coco_metric.COCOeval = coco_eval_class
-    try:
-        yield
-    finally:
-        mmdet_coco_metric.COCOeval = original
+    mmdet_method = mmdet_coco_metric.CocoMetric.compute_metrics
+    namespace = dict(mmdet_method.__globals__, COCOeval=coco_eval_class)
+    method = types.FunctionType(mmdet_method.__code__, namespace, mmdet_method.__name__,
+                                mmdet_method.__defaults__, mmdet_method.__closure__)
+    method.__kwdefaults__ = mmdet_method.__kwdefaults__
+    return functools.update_wrapper(method, mmdet_method)
 
 
 @METRICS.register_module()
@@ -93,8 +99,7 @@ class CocoMetric(mmdet_coco_metric.CocoMetric):
     def compute_metrics(self, results: list) -> Dict[str, float]:
         if self.coco_eval_class is None:
             return super().compute_metrics(results)
-        with mmdet_coco_eval_replaced_by(self.coco_eval_class):
-            return super().compute_metrics(results)
+        return mmdet_compute_metrics_with(self.coco_eval_class)(self, results)
 
 
 def _warn_about_fallback(error: ImportError) -> None:

@@ -1,30 +1,38 @@
-"""Checkpoints under torch >= 2.6's `torch.load(weights_only=True)` default.
+"""The one safe checkpoint loader: tensors and plain data only, unless the user opts in.
 
-mmengine 0.10.7 calls `torch.load` without `weights_only`, so on current torch every checkpoint
-is unpickled tensor-only, and its runner's checkpoints hold a few non-tensor objects: the
-message hub's `HistoryBuffer`s with numpy arrays and scalars, and the lr schedulers' `Counter`
-milestones. On `import resnext_det` we
+torch >= 2.6 unpickles with ``weights_only=True`` by default, and mmengine 0.10.7 calls
+``torch.load`` without saying which, so a runner checkpoint, which holds a few non-tensor
+objects (the message hub's ``HistoryBuffer``s with numpy arrays and scalars, the lr
+schedulers' ``Counter`` milestones), no longer resumes. :func:`load_checkpoint_file` loads with
+``weights_only=True`` explicitly (older torch behaves the same) and allows exactly those
+classes for the duration of the call (``torch.serialization.safe_globals``, nothing added to
+torch's process-wide list); anything else that would run code is refused with a message naming
+the opt-in, and a truncated or corrupt file is named instead of a zipfile/pickle traceback.
 
-* allowlist exactly those classes with `torch.serialization.add_safe_globals`, and
-* stop `HistoryBuffer` from pickling its built-in statistics methods (mean/min/max/current):
-  mmengine pickles them as `getattr(HistoryBuffer, 'mean')`, and allowing `getattr` would let a
-  checkpoint reach any attribute of any allowed object. `HistoryBuffer.__setstate__` restores
-  the built-ins anyway; only custom statistics registered by the user are still pickled.
+Checkpoints written through ``resnext_det.TensorOnlyCheckpointHook`` (in our runtime configs)
+need nothing else; mmengine's plain checkpoints refer to ``getattr`` and need the opt-in.
 
-So the project's checkpoints resume while the safe default stays on for everything else.
-mmengine's loader for local files is replaced by `load_local_checkpoint`, which passes
-`weights_only=True` explicitly (so older torch behaves the same), refuses code-bearing pickles
-with a message naming the opt-in (`--allow-unsafe-pickle`), and names corrupt files.
+Nothing here changes the process when imported. ``resnext_det.runtime`` routes mmengine's
+local checkpoint loads (``load_from``, ``--resume``, ``init_cfg=Pretrained``) through it.
 """
 import collections
 import os
 import os.path as osp
 import pickle
+from typing import Optional
 
 import numpy as np
 import torch
 
-BUILTIN_STATISTICS = ('mean', 'min', 'max', 'current')
+ALLOW_UNSAFE_ENV = 'RESNEXT_DET_ALLOW_UNSAFE_PICKLE'
+
+
+class CheckpointLoadError(RuntimeError):
+    """A checkpoint file that cannot be loaded safely; the message names the file and why."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        super().__init__(f'{path}: {reason}')
+        self.path, self.reason = path, reason
 
 
 def mmengine_checkpoint_globals() -> list:
@@ -46,57 +54,46 @@ def mmengine_checkpoint_globals() -> list:
     ]
 
 
-def _history_buffer_getstate(self) -> dict:
-    state = dict(self.__dict__)
-    custom = {k: v for k, v in self._statistics_methods.items() if k not in BUILTIN_STATISTICS}
-    if custom:
-        state['statistics_methods'] = custom
-    return state
+def unsafe_pickle_allowed() -> bool:
+    """Whether the user opted in (``--allow-unsafe-pickle`` sets the variable for every rank and
+    dataloader worker)."""
+    return os.environ.get(ALLOW_UNSAFE_ENV) == '1'
 
 
-def install_safe_globals() -> None:
-    """Make mmengine runner checkpoints load under `weights_only=True` (idempotent)."""
-    from mmengine.logging import HistoryBuffer
-    HistoryBuffer.__getstate__ = _history_buffer_getstate
-    torch.serialization.add_safe_globals(mmengine_checkpoint_globals())
+def _first_line_of_refusal(error: Exception) -> str:
+    """What torch's weights-only unpickler refused, without its boilerplate paragraphs."""
+    text = str(error).split('WeightsUnpickler error:')[-1].strip()
+    return text.splitlines()[0] if text else type(error).__name__
 
 
-ALLOW_UNSAFE_ENV = 'RESNEXT_DET_ALLOW_UNSAFE_PICKLE'
+def load_checkpoint_file(filename: str, map_location=None,
+                         allow_unsafe: Optional[bool] = None):
+    """``torch.load`` a local file, tensor-only unless ``allow_unsafe`` (default: the opt-in).
 
-
-class CheckpointLoadError(RuntimeError):
-    """A checkpoint file that cannot be loaded safely; the message names the file and why."""
-
-
-def load_local_checkpoint(filename: str, map_location=None):
-    """mmengine's local checkpoint loader, tensor-only unless the user opts in.
-
-    `weights_only=True` unless the environment sets RESNEXT_DET_ALLOW_UNSAFE_PICKLE=1 (what
-    tools/train.py/test.py `--allow-unsafe-pickle` does): a checkpoint that needs arbitrary
-    code to unpickle is refused with a message saying so, and a truncated or corrupt file is
-    reported by name instead of with a zipfile/pickle traceback.
+    Raises:
+        FileNotFoundError: no such file.
+        CheckpointLoadError: the file would run code to unpickle (naming the opt-in), or it is
+            truncated, corrupt or not a checkpoint.
     """
-    filename = osp.expanduser(filename)
+    filename = osp.expanduser(str(filename))
     if not osp.isfile(filename):
         raise FileNotFoundError(f'{filename} can not be found.')
-    unsafe = os.environ.get(ALLOW_UNSAFE_ENV) == '1'
+    if allow_unsafe is None:
+        allow_unsafe = unsafe_pickle_allowed()
     try:
-        return torch.load(filename, map_location=map_location, weights_only=not unsafe)
+        with torch.serialization.safe_globals(mmengine_checkpoint_globals()):
+            return torch.load(filename, map_location=map_location, weights_only=not allow_unsafe)
     except pickle.UnpicklingError as e:
-        if 'Weights only load failed' not in str(e):
-            raise CheckpointLoadError(f'{filename}: corrupt checkpoint ({e})') from None
-        detail = str(e).split('WeightsUnpickler error:')[-1].strip().splitlines()[0]
+        if 'Weights only load failed' in str(e):
+            raise CheckpointLoadError(
+                filename, 'refused to load: unpickling it would run code, not just read tensors '
+                f'({_first_line_of_refusal(e)}). Only if you trust where it comes from, rerun '
+                f'with --allow-unsafe-pickle (or {ALLOW_UNSAFE_ENV}=1).') from None
+        raise CheckpointLoadError(filename, 'truncated or corrupt checkpoint '
+                                  f'(UnpicklingError: {_first_line_of_refusal(e)})') from None
+    except OSError as e:  # permissions, I/O errors: the file exists (checked above)
+        raise CheckpointLoadError(filename, f'cannot be read ({e.strerror or e})') from None
+    except (RuntimeError, EOFError, ValueError) as e:  # torch's many ways of saying "corrupt"
+        detail = str(e).splitlines()[0] if str(e) else ''
         raise CheckpointLoadError(
-            f'{filename}: refused to load: unpickling it would run code, not just read tensors '
-            f'({detail}). Only if you trust where it comes from, rerun with '
-            f'--allow-unsafe-pickle (or {ALLOW_UNSAFE_ENV}=1).') from None
-    except (RuntimeError, EOFError, ValueError) as e:
-        raise CheckpointLoadError(f'{filename}: truncated or corrupt checkpoint '
-                                  f'({type(e).__name__}: {str(e).splitlines()[0]})') from None
-
-
-def install_safe_checkpoint_loader() -> None:
-    """Route mmengine's loads of local files (load_from, resume, init_cfg Pretrained) through
-    `load_local_checkpoint`."""
-    from mmengine.runner.checkpoint import CheckpointLoader
-    CheckpointLoader.register_scheme(prefixes='', loader=load_local_checkpoint, force=True)
+            filename, f'truncated or corrupt checkpoint ({type(e).__name__}: {detail})') from None

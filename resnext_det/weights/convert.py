@@ -14,33 +14,27 @@ from typing import Dict, Mapping
 
 import torch
 
+from ..utils.checkpoint import CheckpointLoadError, load_checkpoint_file
 from .arch import WeightsError, infer_arch, name_keys
 
 SOURCES = ('torchvision', 'timm', 'mmpretrain', 'mmdet')
 BACKBONE_PREFIX = 'backbone.'
 
 
-def _load_failure_reason(exc: Exception) -> str:
-    """The first sentence of what went wrong, without torch's weights_only boilerplate."""
-    text = str(exc).split('WeightsUnpickler error:')[-1]
-    paragraph = next((p.strip() for p in text.split('\n\n') if p.strip()), '')
-    return ' '.join(paragraph.split('. ')[0].split()).rstrip('.') or type(exc).__name__
-
-
 def read_checkpoint(path: str):
-    """``torch.load`` a file on CPU, tensors and plain containers only (``weights_only``).
+    """A checkpoint file on CPU, tensors and plain containers only.
 
-    ``import resnext_det`` allowlists the few other objects of mmengine runner checkpoints, so
-    training checkpoints load too. A file that is not a checkpoint, is truncated or holds any
-    other object raises :class:`WeightsError` naming the file.
+    Loaded by the project's one safe loader (:func:`resnext_det.utils.checkpoint.
+    load_checkpoint_file`, ``weights_only=True``), so mmengine runner checkpoints load too. A
+    file that is not a checkpoint, is truncated or holds any other object raises
+    :class:`WeightsError` naming the file.
     """
     if not os.path.isfile(path):
         raise FileNotFoundError(f'{path}: no such file')
     try:
-        return torch.load(path, map_location='cpu', weights_only=True)
-    except Exception as exc:  # torch reports bad files as several unrelated exception types
-        raise WeightsError(f'{path}: not a readable PyTorch checkpoint '
-                           f'({_load_failure_reason(exc)})') from exc
+        return load_checkpoint_file(path, map_location='cpu', allow_unsafe=False)
+    except CheckpointLoadError as exc:
+        raise WeightsError(f'{path}: not a readable PyTorch checkpoint ({exc.reason})') from None
 
 
 def _unwrap(checkpoint) -> Mapping:

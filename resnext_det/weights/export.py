@@ -6,13 +6,14 @@ mmdet's ``tools/model_converters/publish_model.py`` the file name ends with the 
 digits of its sha256, so a config that names the file also pins its content.
 """
 import hashlib
+import io
 import numbers
 import os
-import secrets
 from typing import Dict, Mapping, Optional
 
 import torch
 
+from ..utils.atomic import atomic_write
 from .arch import infer_arch
 from .convert import convert, read_checkpoint
 
@@ -25,23 +26,13 @@ def _sha256(path: str) -> str:
     return digest.hexdigest()
 
 
-def _fsync_dir(path: str) -> None:
-    """Make a rename durable too (POSIX only: directories cannot be opened on Windows)."""
-    if os.name == 'posix':
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
 def save_backbone_checkpoint(state_dict: Mapping, out_path: str, meta: Dict) -> str:
     """Save a backbone state dict as ``<out_path minus .pth>-<sha256[:8]>.pth``.
 
-    The file is written to a temporary name in the same directory, synced and renamed, so a
-    crash never leaves a truncated checkpoint under the final name. ``meta`` (plain Python
-    values, so the file loads with ``weights_only=True``) is stored next to the inferred
-    architecture. Saving the same content again returns the existing file.
+    The file is written all-or-nothing (:mod:`resnext_det.utils.atomic`), so a crash never
+    leaves a truncated checkpoint under the final name. ``meta`` (plain Python values, so the
+    file loads with ``weights_only=True``) is stored next to the inferred architecture. Saving
+    the same content again returns the existing file.
 
     Returns:
         str: the path written.
@@ -51,32 +42,21 @@ def save_backbone_checkpoint(state_dict: Mapping, out_path: str, meta: Dict) -> 
         FileExistsError: a file with different content already has the final name.
     """
     arch = infer_arch(state_dict)
-    out_dir = os.path.dirname(os.path.abspath(out_path))
-    os.makedirs(out_dir, exist_ok=True)
     stem = out_path[:-len('.pth')] if out_path.endswith('.pth') else out_path
-    # a unique hidden name, created with the usual permissions (mkstemp would make it 0600)
-    tmp_path = os.path.join(out_dir,
-                            f'.{os.path.basename(stem)}.{secrets.token_hex(4)}.tmp')
-    try:
-        with open(tmp_path, 'xb') as f:
-            # a file object, not a path: torch.save names the archive inside after a path,
-            # which would make the bytes, and so the hash, depend on the temporary name
-            torch.save({'state_dict': state_dict, 'meta': {'arch': arch, **meta}}, f)
-            f.flush()
-            os.fsync(f.fileno())
-        sha256 = _sha256(tmp_path)
-        final_path = f'{stem}-{sha256[:8]}.pth'
-        if os.path.exists(final_path):
-            if _sha256(final_path) != sha256:
-                raise FileExistsError(f'{final_path} already exists with different content; '
-                                      f'not overwriting it')
-            os.utime(final_path)  # still the newest export, for those who pick by time
-        else:
-            os.replace(tmp_path, final_path)
-            _fsync_dir(out_dir)
-    finally:
-        if os.path.exists(tmp_path):
-            os.remove(tmp_path)
+    # serialised to memory first: the hash names the file. A file object, not a path: torch
+    # names the archive inside after a path, which would make the bytes depend on it
+    buffer = io.BytesIO()
+    torch.save({'state_dict': state_dict, 'meta': {'arch': arch, **meta}}, buffer)
+    data = buffer.getvalue()
+    sha256 = hashlib.sha256(data).hexdigest()
+    final_path = f'{stem}-{sha256[:8]}.pth'
+    if os.path.exists(final_path):
+        if _sha256(final_path) != sha256:
+            raise FileExistsError(f'{final_path} already exists with different content; '
+                                  f'not overwriting it')
+        os.utime(final_path)  # still the newest export, for those who pick by time
+    else:
+        atomic_write(final_path, data)
     return final_path
 
 

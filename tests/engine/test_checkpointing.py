@@ -7,27 +7,44 @@ from pathlib import Path
 
 import pytest
 import torch
+from mmengine.config import Config
 from mmengine.fileio import get_file_backend
+from mmengine.fileio.backends import LocalBackend
 
-import resnext_det  # noqa: F401  (installs the atomic backend)
+import resnext_det.runtime  # noqa: F401  (the switch under test: registers the atomic backend)
 from resnext_det.datasets.demo_data import make_demo_data
-from resnext_det.engine import AtomicLocalBackend, latest_complete_checkpoint
+from resnext_det.engine import ATOMIC_BACKEND, AtomicLocalBackend, latest_complete_checkpoint
+from resnext_det.utils.checkpoint import load_checkpoint_file
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_mmengine_local_backend_is_atomic(tmp_path, monkeypatch):
+def test_our_runtime_selects_the_atomic_backend_and_leaves_local_alone(tmp_path):
+    cfg = Config.fromfile(str(ROOT / 'configs' / 'faster_rcnn_r50_fpn.py'))
+    backend_args = cfg.default_hooks.checkpoint.backend_args
+    assert backend_args == dict(backend=ATOMIC_BACKEND)
+    assert isinstance(get_file_backend(str(tmp_path), backend_args=backend_args),
+                      AtomicLocalBackend)
+    assert type(get_file_backend(str(tmp_path))) is LocalBackend  # mmengine's, unchanged
+    cls_cfg = Config.fromfile(str(ROOT / 'configs' / 'imagenet' / 'resnet50_8xb32_in1k.py'))
+    assert cls_cfg.default_hooks.checkpoint.backend_args == backend_args
+
+
+@pytest.mark.parametrize('method', ['put', 'put_text'])
+def test_atomic_backend_keeps_the_old_file_when_killed_mid_write(tmp_path, monkeypatch, method):
     target = tmp_path / 'epoch_1.pth'
-    backend = get_file_backend(str(target))
-    assert isinstance(backend, AtomicLocalBackend)
-    backend.put(b'old checkpoint', target)
+    backend = get_file_backend(str(target), backend_args=dict(backend=ATOMIC_BACKEND))
+    data = b'old checkpoint' if method == 'put' else 'old pointer'
+    getattr(backend, method)(data, target)
+    old_bytes = target.read_bytes()
+    assert old_bytes == (data if method == 'put' else data.encode())
 
     def crash(fd):  # the process dies after writing, before the file is committed
         raise KeyboardInterrupt
     monkeypatch.setattr(os, 'fsync', crash)
     with pytest.raises(KeyboardInterrupt):
-        backend.put(b'new checkpoint, cut short', target)
-    assert target.read_bytes() == b'old checkpoint'
+        getattr(backend, method)(data * 3, target)
+    assert target.read_bytes() == old_bytes
     assert [p.name for p in tmp_path.iterdir()] == ['epoch_1.pth']
 
 
@@ -95,7 +112,7 @@ randomness = dict(seed=0, deterministic=True)
     resumed = train(tmp_path / 'killed', '--resume')
     assert resumed.returncode == 0, resumed.stderr[-2000:]
 
-    final = [torch.load(tmp_path / d / 'epoch_2.pth', map_location='cpu')['state_dict']
+    final = [load_checkpoint_file(str(tmp_path / d / 'epoch_2.pth'))['state_dict']
              for d in ('straight', 'killed')]
     assert final[0].keys() == final[1].keys()
     for key, value in final[0].items():

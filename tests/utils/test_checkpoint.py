@@ -1,14 +1,17 @@
-"""mmengine runner checkpoints load and resume under torch's `weights_only=True` default."""
+"""The safe loader: mmengine runner checkpoints load and resume under torch's
+`weights_only=True` default, through the explicit `resnext_det.runtime` switch."""
 import pytest
 import torch
 import torch.nn as nn
+from mmengine.logging import HistoryBuffer
 from mmengine.model import BaseModel
 from mmengine.runner import Runner
 from torch.utils.data import Dataset
 
-import resnext_det  # noqa: F401  (installs the allowlist)
+import resnext_det.runtime  # noqa: F401  (the switch under test: mmengine loads through ours)
 from resnext_det.engine import NonFiniteLossError
-from resnext_det.utils.checkpoint import ALLOW_UNSAFE_ENV, CheckpointLoadError
+from resnext_det.utils.checkpoint import (ALLOW_UNSAFE_ENV, CheckpointLoadError,
+                                          load_checkpoint_file, mmengine_checkpoint_globals)
 
 
 class ToyData(Dataset):
@@ -32,7 +35,7 @@ class ToyModel(BaseModel):
         return out
 
 
-def make_runner(work_dir, max_epochs, **kwargs):
+def make_runner(work_dir, max_epochs, custom_hooks=(), **kwargs):
     return Runner(
         model=ToyModel(), work_dir=str(work_dir),
         train_dataloader=dict(dataset=ToyData(), sampler=dict(type='DefaultSampler', shuffle=True),
@@ -43,24 +46,41 @@ def make_runner(work_dir, max_epochs, **kwargs):
         train_cfg=dict(by_epoch=True, max_epochs=max_epochs),
         default_hooks=dict(checkpoint=dict(type='CheckpointHook', interval=1),
                            logger=dict(type='LoggerHook', interval=1)),
+        custom_hooks=[*custom_hooks, dict(type='resnext_det.TensorOnlyCheckpointHook')],
         randomness=dict(seed=0), **kwargs)
 
 
 def test_runner_checkpoint_loads_weights_only_and_resumes(tmp_path):
     make_runner(tmp_path / 'a', max_epochs=1).train()
     ckpt = tmp_path / 'a' / 'epoch_1.pth'
-    # The checkpoint really holds non-tensor objects (so this test can fail), all allowlisted
-    # by `import resnext_det`, and no `getattr` (which would make the allowlist moot) ...
+    # The checkpoint really holds non-tensor objects (so this test can fail), all of them in
+    # the loader's list, and no `getattr` (which would make any allowlist moot) ...
     raw = ckpt.read_bytes()
     assert b'HistoryBuffer' in raw and b'getattr' not in raw
-    assert not torch.serialization.get_unsafe_globals_in_checkpoint(str(ckpt))
-    # ... and still loads with the safe default and resumes where it stopped.
-    state = torch.load(ckpt, map_location='cpu', weights_only=True)
-    assert state['meta']['epoch'] == 1 and 'message_hub' in state
+    with torch.serialization.safe_globals(mmengine_checkpoint_globals()):
+        assert not torch.serialization.get_unsafe_globals_in_checkpoint(str(ckpt))
+    # ... nothing was added to torch's process-wide list ...
+    assert HistoryBuffer not in torch.serialization.get_safe_globals()
+    # ... and it loads tensor-only, with working statistics, and resumes where it stopped.
+    state = load_checkpoint_file(str(ckpt), map_location='cpu')
+    assert state['meta']['epoch'] == 1
+    loss = state['message_hub']['log_scalars']['train/loss']
+    assert loss.mean() == pytest.approx(loss.data[0].sum() / loss.data[1].sum())
     runner = make_runner(tmp_path / 'a', max_epochs=2, resume=True, load_from=str(ckpt))
     runner.train()
     assert runner.epoch == 2 and runner.iter == 8
     assert (tmp_path / 'a' / 'epoch_2.pth').exists()
+
+
+def test_without_the_hook_mmengine_checkpoints_need_the_opt_in(tmp_path):
+    runner = make_runner(tmp_path, max_epochs=1)
+    runner._hooks = [h for h in runner._hooks if type(h).__name__ != 'TensorOnlyCheckpointHook']
+    runner.train()
+    ckpt = tmp_path / 'epoch_1.pth'
+    assert b'getattr' in ckpt.read_bytes()  # mmengine pickles HistoryBuffer.mean by getattr
+    with pytest.raises(CheckpointLoadError, match='--allow-unsafe-pickle'):
+        load_checkpoint_file(str(ckpt))
+    assert load_checkpoint_file(str(ckpt), allow_unsafe=True)['meta']['epoch'] == 1
 
 
 class DivergingModel(ToyModel):

@@ -10,7 +10,6 @@ import torch
 import torchvision
 from mmdet.models.backbones import ResNeXt as MMDetResNeXt
 
-import resnext_det  # noqa: F401  (installs the weights_only allowlist)
 from resnext_det.models import builders, resnext50_32x4d
 from resnext_det.testing import randomize_bn
 from resnext_det.weights import (WeightsError, convert, infer_arch, read_checkpoint,

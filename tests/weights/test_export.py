@@ -8,7 +8,7 @@ from mmengine.logging import MessageHub
 from mmengine.runner import load_checkpoint
 from torch.nn.modules.batchnorm import _BatchNorm
 
-import resnext_det  # noqa: F401  (installs the weights_only allowlist)
+from resnext_det.engine import TensorOnlyCheckpointHook
 from resnext_det.models import ResNeXt, resnext50_32x4d
 from resnext_det.weights import (WeightsError, export_classifier, read_checkpoint,
                                  save_backbone_checkpoint)
@@ -37,13 +37,15 @@ def classification_checkpoint(backbone, top1_in='meta'):
         meta['best_top1'] = 65.5
     state_dict = {f'backbone.{k}': v for k, v in backbone.state_dict().items()}
     state_dict.update({'head.fc.weight': torch.randn(10, 2048), 'head.fc.bias': torch.zeros(10)})
-    return {
+    checkpoint = {
         'meta': meta,
         'state_dict': state_dict,
         'optimizer': {'state': {0: {'momentum_buffer': torch.zeros(3)}},
                       'param_groups': [dict(lr=0.1, params=[0])]},
         'message_hub': hub.state_dict(),
     }
+    TensorOnlyCheckpointHook().before_save_checkpoint(None, checkpoint)  # as our runtime does
+    return checkpoint
 
 
 @pytest.mark.parametrize('top1_in', ['meta', 'message_hub'])
