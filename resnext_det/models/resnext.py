@@ -11,9 +11,17 @@ Differences from mmdet 3.3's ``ResNeXt`` that users may notice:
   block class with ResNet's by identity and silently skips ResNeXt);
 * bad arguments raise ``ValueError`` naming the argument and the allowed values instead of a bare
   ``assert``; a wrong input channel count is reported at forward;
-* ``with_cp`` uses non-reentrant checkpointing, which also works with frozen inputs.
+* ``with_cp`` uses non-reentrant checkpointing, which also works with frozen inputs;
+* a ``dcn`` with ``fallback_on_stride=True`` gives a plain 3x3 conv in the strided blocks only,
+  and the ``dcn`` dict passed in is never modified.
+
+mmdet's other checks are kept (as ``ValueError``): ``style`` and plugin positions are validated
+by the block too, ``dcn`` cannot be combined with a ``conv_cfg``; and the deprecated
+``pretrained=`` argument works as in mmdet (a warning, then
+``init_cfg=dict(type='Pretrained', checkpoint=pretrained)``).
 """
 import math
+import warnings
 from typing import Optional, Sequence, Tuple
 
 import torch
@@ -26,7 +34,18 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from ..registry import MODELS
 
+STYLES = ('pytorch', 'caffe')
 PLUGIN_POSITIONS = ('after_conv1', 'after_conv2', 'after_conv3')
+
+
+def _allowed(values) -> str:
+    return ', '.join(map(repr, values))
+
+
+def _dcn_conv_cfg_message(dcn, conv_cfg) -> str:
+    return (f'dcn={dcn!r} cannot be combined with conv_cfg={conv_cfg!r}: the 3x3 convs would be '
+            f'DCN and every other conv {conv_cfg!r} (mmdet: conv_cfg must be None for DCN); '
+            f'set conv_cfg=None or dcn=None')
 
 
 def _foldable(conv: nn.Module, norm: nn.Module) -> bool:
@@ -107,6 +126,8 @@ class Bottleneck(BaseModule):
     """ResNeXt bottleneck: 1x1 reduce -> 3x3 grouped -> 1x1 expand, plus the shortcut.
 
     ``style='pytorch'`` puts the stride on the 3x3 conv, ``'caffe'`` on the first 1x1.
+    Arguments are checked as in mmdet's ``Bottleneck`` (``style``, plugin positions, ``dcn``
+    without ``conv_cfg``), with one ``ValueError`` that names every bad argument.
     """
     expansion = 4
     # set by the backbone on frozen blocks when ``fold_frozen_bn`` is on
@@ -129,6 +150,7 @@ class Bottleneck(BaseModule):
                  plugins: Optional[list] = None,
                  init_cfg=None):
         super().__init__(init_cfg)
+        self._check_args(style, conv_cfg, dcn, plugins)
         self.inplanes = inplanes
         self.planes = planes
         self.stride = stride
@@ -166,6 +188,27 @@ class Bottleneck(BaseModule):
         self.after_conv1_plugin_names = self._make_plugins(width, plugins, 'after_conv1')
         self.after_conv2_plugin_names = self._make_plugins(width, plugins, 'after_conv2')
         self.after_conv3_plugin_names = self._make_plugins(out_channels, plugins, 'after_conv3')
+
+    @staticmethod
+    def _check_args(style, conv_cfg, dcn, plugins) -> None:
+        """mmdet's block-level checks, as one ValueError naming every bad argument."""
+        problems = []
+        if not (isinstance(style, str) and style in STYLES):
+            problems.append(f'style={style!r} is not supported; allowed values: '
+                            f'{_allowed(STYLES)}')
+        if dcn is not None and not isinstance(dcn, dict):
+            problems.append(f'dcn={dcn!r} must be None or a dict (a conv layer config)')
+        elif dcn is not None and conv_cfg is not None:
+            problems.append(_dcn_conv_cfg_message(dcn, conv_cfg))
+        for i, plugin in enumerate(plugins or []):
+            if not (isinstance(plugin, dict) and isinstance(plugin.get('cfg'), dict)):
+                problems.append(f"plugins[{i}]={plugin!r} must be a dict with a 'cfg' dict and "
+                                f"a 'position'")
+            elif plugin.get('position') not in PLUGIN_POSITIONS:
+                problems.append(f"plugins[{i}] position={plugin.get('position')!r} is not "
+                                f'supported; allowed values: {_allowed(PLUGIN_POSITIONS)}')
+        if problems:
+            raise ValueError('Bottleneck: ' + '; '.join(problems))
 
     def _make_plugins(self, in_channels: int, plugins: list, position: str) -> list:
         names = []
@@ -246,6 +289,43 @@ def _int_tuple(name, value, length=None, minimum=None):
     return items
 
 
+def _check_pretrained(pretrained, init_cfg) -> None:
+    """mmdet's checks of the deprecated ``pretrained`` (TypeError as in mmdet)."""
+    if pretrained is not None and not isinstance(pretrained, str):
+        raise TypeError(f'ResNeXt: pretrained={pretrained!r} must be a str (checkpoint path '
+                        f'or URL) or None')
+    if pretrained is not None and init_cfg is not None:
+        raise ValueError(f'ResNeXt: pretrained={pretrained!r} and init_cfg={init_cfg!r} '
+                         f"cannot both be given; use init_cfg=dict(type='Pretrained', "
+                         f'checkpoint=...) alone')
+
+
+def _check_dcn(dcn, stage_with_dcn, conv_cfg, num_stages) -> None:
+    if dcn is None:
+        return
+    if not isinstance(dcn, dict):
+        raise ValueError(f'ResNeXt: dcn={dcn!r} must be None or a dict (a conv layer config)')
+    if not isinstance(stage_with_dcn, (tuple, list)) or len(stage_with_dcn) != num_stages:
+        raise ValueError(f'ResNeXt: stage_with_dcn={stage_with_dcn!r} must have '
+                         f'num_stages={num_stages} entries')
+    if conv_cfg is not None and any(stage_with_dcn):
+        # as mmdet: only refused when some stage actually gets the DCN
+        raise ValueError('ResNeXt: ' + _dcn_conv_cfg_message(dcn, conv_cfg))
+
+
+def _check_plugins(plugins, num_stages) -> None:
+    for plugin in plugins or []:
+        if not (isinstance(plugin, dict) and isinstance(plugin.get('cfg'), dict)):
+            raise ValueError(f"ResNeXt: plugins entry {plugin!r} must be a dict with a 'cfg' "
+                             f"dict, a 'position' and optionally 'stages'")
+        if plugin.get('position') not in PLUGIN_POSITIONS:
+            raise ValueError(f"ResNeXt: plugin position {plugin.get('position')!r} is not "
+                             f'one of {PLUGIN_POSITIONS}')
+        if plugin.get('stages') is not None and len(plugin['stages']) != num_stages:
+            raise ValueError(f"ResNeXt: plugin stages={plugin['stages']} must have "
+                             f'num_stages={num_stages} entries')
+
+
 @MODELS.register_module()
 class ResNeXt(BaseModule):
     """ResNeXt (and ResNet, ``groups=1``) backbone with mmdet's arguments and outputs.
@@ -279,9 +359,12 @@ class ResNeXt(BaseModule):
             channels_last too, so the neck and heads' convolutions follow.
         fold_frozen_bn (bool): fold each BN of the frozen stem/stages into the conv before it
             (exact: frozen stages keep their BN in eval mode). Needs BN-type norm layers.
+        pretrained (str, optional): deprecated, as in mmdet: a checkpoint path or URL, turned
+            into ``init_cfg=dict(type='Pretrained', checkpoint=pretrained)`` with a warning.
+            Cannot be combined with ``init_cfg``.
         init_cfg (dict | list[dict]): e.g. ``dict(type='Pretrained', checkpoint=PATH)``.
 
-    State dicts are the same with and without the last two options.
+    State dicts are the same with and without ``channels_last`` and ``fold_frozen_bn``.
     """
 
     arch_settings = {50: (3, 4, 6, 3), 101: (3, 4, 23, 3), 152: (3, 8, 36, 3)}
@@ -312,8 +395,10 @@ class ResNeXt(BaseModule):
                  zero_init_residual: bool = True,
                  channels_last: bool = False,
                  fold_frozen_bn: bool = False,
+                 pretrained: Optional[str] = None,
                  init_cfg=None):
         super().__init__(init_cfg)
+        _check_pretrained(pretrained, init_cfg)
         _check_choice('depth', depth, tuple(self.arch_settings))
         for name, value in (('channels_last', channels_last), ('fold_frozen_bn', fold_frozen_bn)):
             if not isinstance(value, bool):
@@ -345,17 +430,8 @@ class ResNeXt(BaseModule):
         if not _is_int(frozen_stages) or not -1 <= frozen_stages <= num_stages:
             raise ValueError(f'ResNeXt: frozen_stages={frozen_stages!r} must be in '
                              f'-1..{num_stages} (-1: nothing, 0: stem, k: stem + k stages)')
-        if dcn is not None and (not isinstance(stage_with_dcn, (tuple, list))
-                                or len(stage_with_dcn) != num_stages):
-            raise ValueError(f'ResNeXt: stage_with_dcn={stage_with_dcn!r} must have '
-                             f'num_stages={num_stages} entries')
-        for plugin in plugins or []:
-            if plugin.get('position') not in PLUGIN_POSITIONS:
-                raise ValueError(f"ResNeXt: plugin position {plugin.get('position')!r} is not "
-                                 f'one of {PLUGIN_POSITIONS}')
-            if plugin.get('stages') is not None and len(plugin['stages']) != num_stages:
-                raise ValueError(f"ResNeXt: plugin stages={plugin['stages']} must have "
-                                 f'num_stages={num_stages} entries')
+        _check_dcn(dcn, stage_with_dcn, conv_cfg, num_stages)
+        _check_plugins(plugins, num_stages)
 
         self.depth = depth
         self.groups = groups
@@ -380,13 +456,18 @@ class ResNeXt(BaseModule):
         self.fold_frozen_bn = fold_frozen_bn
         self.stage_blocks = self.arch_settings[depth][:num_stages]
 
-        if init_cfg is None:
+        if pretrained is not None:
+            warnings.warn('DeprecationWarning: pretrained is deprecated, please use "init_cfg" '
+                          f'instead (ResNeXt: pretrained={pretrained!r} is read as '
+                          f"init_cfg=dict(type='Pretrained', checkpoint={pretrained!r}))")
+            self.init_cfg = dict(type='Pretrained', checkpoint=pretrained)
+        elif init_cfg is None:
             self.init_cfg = [dict(type='Kaiming', layer='Conv2d'),
                              dict(type='Constant', val=1, layer=['_BatchNorm', 'GroupNorm'])]
         # Zero-init of the last norm only makes sense for a random start: pretrained weights
         # loaded through init_cfg must not be overwritten afterwards.
-        loads_checkpoint = any(cfg.get('type') == 'Pretrained' for cfg in
-                               (self.init_cfg if isinstance(self.init_cfg, list) else [self.init_cfg]))
+        init_cfgs = self.init_cfg if isinstance(self.init_cfg, list) else [self.init_cfg]
+        loads_checkpoint = any(cfg.get('type') == 'Pretrained' for cfg in init_cfgs)
         block_init_cfg = (dict(type='Constant', val=0, override=dict(name='norm3'))
                           if zero_init_residual and not loads_checkpoint else None)
 
