@@ -6,8 +6,14 @@
 Re-running with the same arguments reuses the existing dataset; see
 resnext_det/datasets/demo_data.py for the layout.
 """
+import warnings
+
+# setuptools deprecates pkg_resources, which mmengine and mmcv import: not ours to fix, and it
+# would bury the command's own output (real warnings still show)
+warnings.filterwarnings('ignore', message='pkg_resources is deprecated', category=UserWarning,
+                        module=r'(mmengine|mmcv|mmdet|importlib)(\.|$)')
+
 import argparse
-import sys
 
 from resnext_det.datasets.demo_data import make_demo_data
 
@@ -25,7 +31,7 @@ def main(argv=None):
         info = make_demo_data(args.out, seed=args.seed, num_train=args.num_train,
                               num_val=args.num_val, overwrite=args.overwrite)
     except ValueError as err:
-        sys.exit(f'error: {err}')
+        parser.exit(2, f'error: {err}\n')
     counts = info['counts']
     print(f"{'generated' if info['generated'] else 'already present'}: {info['out_dir']} "
           f"(coco {counts['train_images']}/{counts['val_images']} train/val images with "

@@ -5,18 +5,24 @@
 
 Metrics are also written to WORK_DIR/test_results.json, which tools/compare_results.py reads.
 """
+import warnings
+
+# setuptools deprecates pkg_resources, which mmengine and mmcv import: not ours to fix, and it
+# would bury the command's own output (real warnings still show)
+warnings.filterwarnings('ignore', message='pkg_resources is deprecated', category=UserWarning,
+                        module=r'(mmengine|mmcv|mmdet|importlib)(\.|$)')
+
 import argparse
 import json
 import os.path as osp
-import sys
 
 from mmengine.dist import is_main_process
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 import resnext_det.runtime  # noqa: F401  (tensor-only checkpoint loading)
-from resnext_det.engine import (UserInputError, add_common_args, check_inputs, load_config,
-                                 parse_cli, setup_cpu_distributed)
+from resnext_det.engine import (UserInputError, add_common_args, check_inputs, exit_with_error,
+                                 load_config, parse_cli, setup_cpu_distributed)
 from resnext_det.utils.atomic import atomic_write
 from resnext_det.utils.checkpoint import CheckpointLoadError
 
@@ -47,7 +53,7 @@ def main(argv=None):
         check_inputs(cfg, 'test')
         setup_cpu_distributed(cfg)
     except UserInputError as e:
-        sys.exit(f'error: {e}')
+        exit_with_error(e)
     if args.show or args.show_dir:
         from mmdet.engine.hooks.utils import trigger_visualization_hook
         cfg = trigger_visualization_hook(cfg, args)
@@ -58,7 +64,7 @@ def main(argv=None):
     try:
         metrics = runner.test()
     except CheckpointLoadError as e:
-        sys.exit(f'error: {e}')
+        exit_with_error(e)
     if is_main_process():
         path = osp.join(cfg.work_dir, 'test_results.json')
         atomic_write(path, json.dumps(dict(config=args.config, checkpoint=args.checkpoint,

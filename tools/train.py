@@ -4,16 +4,22 @@
                                  [--clip-grad MAX_NORM] [--allow-unsafe-pickle]
                                  [--cfg-options k=v ...] [--launcher none|pytorch|slurm|mpi]
 """
+import warnings
+
+# setuptools deprecates pkg_resources, which mmengine and mmcv import: not ours to fix, and it
+# would bury the command's own output (real warnings still show)
+warnings.filterwarnings('ignore', message='pkg_resources is deprecated', category=UserWarning,
+                        module=r'(mmengine|mmcv|mmdet|importlib)(\.|$)')
+
 import argparse
-import sys
 
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 import resnext_det.runtime  # noqa: F401  (atomic checkpoint backend, tensor-only loading)
 from resnext_det.engine import (NonFiniteLossError, UserInputError, add_common_args,
-                                 check_inputs, latest_complete_checkpoint, load_config,
-                                 parse_cli, setup_cpu_distributed)
+                                 check_inputs, exit_with_error, latest_complete_checkpoint,
+                                 load_config, parse_cli, setup_cpu_distributed)
 from resnext_det.utils.checkpoint import CheckpointLoadError
 
 TENSOR_ONLY_HOOK = 'resnext_det.TensorOnlyCheckpointHook'
@@ -73,12 +79,12 @@ def main(argv=None):
     try:
         cfg = build_train_config(args)
     except UserInputError as e:
-        sys.exit(f'error: {e}')
+        exit_with_error(e)
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
     try:
         runner.train()
     except (NonFiniteLossError, CheckpointLoadError) as e:
-        sys.exit(f'error: {e}')
+        exit_with_error(e)
 
 
 if __name__ == '__main__':

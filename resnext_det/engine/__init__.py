@@ -3,12 +3,12 @@ from .checkpointing import (ATOMIC_BACKEND, AtomicLocalBackend, RandomStateHook,
                             TensorOnlyCheckpointHook, is_complete_checkpoint,
                             latest_complete_checkpoint, register_atomic_backend)
 from .hooks import NonFiniteLossError, NonFiniteLossHook
-from .launch import (UserInputError, add_common_args, check_inputs, load_config, parse_cli,
-                     setup_cpu_distributed)
+from .launch import (UserInputError, add_common_args, check_inputs, exit_with_error,
+                     load_config, parse_cli, setup_cpu_distributed)
 
 __all__ = [
     'ATOMIC_BACKEND', 'AtomicLocalBackend', 'NonFiniteLossError', 'NonFiniteLossHook',
     'RandomStateHook', 'TensorOnlyCheckpointHook', 'UserInputError', 'add_common_args',
-    'check_inputs', 'is_complete_checkpoint', 'latest_complete_checkpoint', 'load_config',
-    'parse_cli', 'register_atomic_backend', 'setup_cpu_distributed'
+    'check_inputs', 'exit_with_error', 'is_complete_checkpoint', 'latest_complete_checkpoint',
+    'load_config', 'parse_cli', 'register_atomic_backend', 'setup_cpu_distributed'
 ]

@@ -3,6 +3,8 @@ checking the inputs a run needs before any worker starts, so a missing file is o
 instead of a traceback from deep inside a dataloader worker."""
 import os
 import os.path as osp
+import sys
+from typing import NoReturn
 
 import torch
 from mmengine.config import Config, DictAction
@@ -12,6 +14,13 @@ from ..utils.checkpoint import ALLOW_UNSAFE_ENV
 
 class UserInputError(Exception):
     """Bad input the user can fix; the CLIs print the message alone and exit with status 2."""
+
+
+def exit_with_error(message) -> NoReturn:
+    """How every CLI stops on a user error: one `error:` line on stderr, exit status 2 (the
+    status argparse uses for bad arguments), no traceback."""
+    print(f'error: {message}', file=sys.stderr)
+    raise SystemExit(2)
 
 
 def add_common_args(parser) -> None:
