@@ -9,6 +9,13 @@ Prints a markdown table (median ms per train step, images/s, speed-ups against s
 X-101/R-101 step ratios, peak GPU memory) and writes everything, raw times included, as JSON.
 docs/benchmarks.md records the measured tables.
 """
+import warnings
+
+# setuptools deprecates pkg_resources, which mmengine and mmcv import: not ours to fix, and it
+# would bury the command's own output (real warnings still show)
+warnings.filterwarnings('ignore', message='pkg_resources is deprecated', category=UserWarning,
+                        module=r'(mmengine|mmcv|mmdet|importlib)(\.|$)')
+
 import argparse
 import json
 import os
@@ -17,8 +24,17 @@ import sys
 
 import torch
 
-from resnext_det.engine.benchmark import ARCHS, markdown, run, summarize, to_json
+from resnext_det.benchmarks.detector import ARCHS, markdown, run, summarize, to_json
 from resnext_det.utils.collect_env import cpu_name
+
+# the repository's configs/, found from this file (the package is not told where it lives)
+CONFIGS = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'configs')
+
+
+def config_paths(arch):
+    """(stock, ours, fast) for ``arch``: mmdet's by its ``mmdet::`` name, ours as paths."""
+    stock, ours, fast = ARCHS[arch]
+    return stock, osp.join(CONFIGS, ours), osp.join(CONFIGS, fast)
 
 
 def parse_args(argv=None):
@@ -63,7 +79,8 @@ def main(argv=None):
     if args.threads:
         torch.set_num_threads(args.threads)
     height, width = args.size
-    results = run(args.archs, args.parts, args.device, args.batch, height, width, args.depth,
+    configs = {arch: config_paths(arch) for arch in args.archs}
+    results = run(configs, args.parts, args.device, args.batch, height, width, args.depth,
                   args.warmup, args.iters, args.variants, args.compile,
                   log=lambda msg: print(msg, file=sys.stderr, flush=True))
     summary = summarize(results, args.batch)

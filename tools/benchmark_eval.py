@@ -6,13 +6,20 @@ faster-coco-eval, and check that both give the same 12 summary stats.
 Prints a markdown table (median seconds per phase over the repeats) and the stats of each
 evaluator; the json holds every run, the versions and the comparison. Exits 1 when an evaluator's
 stats are 1e-12 or more away from pycocotools' (closer than that they are the same numbers: see
-``compare`` in resnext_det/evaluation/coco_speed.py for the one-ulp case).
+``compare`` in resnext_det/benchmarks/coco_eval.py for the one-ulp case).
 """
+import warnings
+
+# setuptools deprecates pkg_resources, which mmengine and mmcv import: not ours to fix, and it
+# would bury the command's own output (real warnings still show)
+warnings.filterwarnings('ignore', message='pkg_resources is deprecated', category=UserWarning,
+                        module=r'(mmengine|mmcv|mmdet|importlib)(\.|$)')
+
 import argparse
 import json
 import sys
 
-from resnext_det.evaluation.coco_speed import EVALUATORS, benchmark, format_markdown
+from resnext_det.benchmarks.coco_eval import EVALUATORS, benchmark, format_markdown
 
 
 def main():

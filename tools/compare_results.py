@@ -5,10 +5,17 @@
 Each work dir needs the test_results.json that tools/test.py writes. The first run is the
 baseline (e.g. ResNet-50); the paper's ResNeXt-50 gain is +2.1 AP@0.5.
 """
-import argparse
-import sys
+import warnings
 
-from resnext_det.engine.results import MODEL_ZOO_BOX_AP, PAPER_AP50_GAIN, load_run
+# setuptools deprecates pkg_resources, which mmengine and mmcv import: not ours to fix, and it
+# would bury the command's own output (real warnings still show)
+warnings.filterwarnings('ignore', message='pkg_resources is deprecated', category=UserWarning,
+                        module=r'(mmengine|mmcv|mmdet|importlib)(\.|$)')
+
+import argparse
+
+from resnext_det.analysis.results import MODEL_ZOO_BOX_AP, PAPER_AP50_GAIN, load_run
+from resnext_det.engine import exit_with_error
 
 COLUMNS = (('AP', 'bbox_mAP'), ('AP@0.5', 'bbox_mAP_50'), ('AP@0.75', 'bbox_mAP_75'),
            ('AP_S', 'bbox_mAP_s'), ('AP_M', 'bbox_mAP_m'), ('AP_L', 'bbox_mAP_l'))
@@ -65,7 +72,7 @@ def main(argv=None):
     try:
         runs = [load_run(d) for d in args.work_dirs]
     except FileNotFoundError as e:
-        sys.exit(f'error: {e}')
+        exit_with_error(e)
     print_table(runs)
     if args.plot:
         plot(runs, args.plot)

@@ -2,9 +2,16 @@
 
     python tools/model_stats.py [--size 224] [--models R-50 X-50-32x4d ...]
 """
+import warnings
+
+# setuptools deprecates pkg_resources, which mmengine and mmcv import: not ours to fix, and it
+# would bury the command's own output (real warnings still show)
+warnings.filterwarnings('ignore', message='pkg_resources is deprecated', category=UserWarning,
+                        module=r'(mmengine|mmcv|mmdet|importlib)(\.|$)')
+
 import argparse
 
-from resnext_det.models.stats import PAPER, model_stats
+from resnext_det.analysis.complexity import PAPER, model_stats
 
 
 def main():

@@ -7,11 +7,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from resnext_det.evaluation import coco_speed
-from resnext_det.evaluation.coco_speed import (COCO_CATEGORY_IDS, EVALUATORS, SUMMARY_NAMES,
-                                               benchmark, compare, format_markdown,
-                                               make_coco_ground_truth, make_detections,
-                                               time_evaluator)
+from resnext_det.benchmarks import coco_eval
+from resnext_det.benchmarks.coco_eval import (COCO_CATEGORY_IDS, EVALUATORS, SUMMARY_NAMES,
+                                              benchmark, compare, format_markdown,
+                                              make_coco_ground_truth, make_detections,
+                                              time_evaluator)
 
 TOOL = Path(__file__).resolve().parents[2] / 'tools' / 'benchmark_eval.py'
 
@@ -88,7 +88,7 @@ def test_evaluators_give_the_same_stats(evaluated):
         comparison = compare(reference, result)
         assert comparison['stats_max_abs_diff'] <= 2.3e-16, name
         assert comparison['stats_within_1e12'] and comparison['recall_identical'], name
-        # the one way the precision arrays may differ (see coco_speed.compare)
+        # the one way the precision arrays may differ (see coco_eval.compare)
         differs = result['precision'] != reference['precision']
         assert np.all(result['precision'][differs] == 1.0), name
         assert np.all(reference['precision'][differs] == 1 / (1 + np.spacing(1))), name
@@ -127,6 +127,6 @@ def test_loadres_inputs_are_left_untouched(small_set):
     # both loadRes write keys into the dicts they get: the timing harness hands them copies
     ground_truth, detections = small_set
     before = json.dumps([ground_truth, detections])
-    for run in coco_speed.EVALUATORS.values():
+    for run in coco_eval.EVALUATORS.values():
         time_evaluator(run, ground_truth, detections[:300], repeats=1)
     assert json.dumps([ground_truth, detections]) == before

@@ -10,29 +10,27 @@ one process on the same random images and boxes, interleaved step by step; each 
 median of ``iters`` steps after ``warmup`` steps, with the device synchronised around every step.
 """
 import copy
-import os.path as osp
 import statistics
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Mapping, Optional, Tuple
 
-import mmdet
 import torch
 from mmdet.registry import MODELS
 from mmdet.structures import DetDataSample
 from mmengine.config import Config
+from mmengine.hub import get_config
 from mmengine.logging import MMLogger
 from mmengine.optim import build_optim_wrapper
 from mmengine.structures import InstanceData
 
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-MMDET_CONFIGS = osp.join(osp.dirname(mmdet.__file__), '.mim', 'configs', 'faster_rcnn')
-
-# architecture -> (mmdet's config, ours, ours on the fast path)
+# architecture -> (mmdet's config, ours, ours on the fast path). mmdet's is named the way
+# mmengine finds it in the installed mmdet (``mmdet::``); ours are file names in the
+# repository's configs/, which the caller locates (tools/benchmark.py) and passes in as paths
 ARCHS = {
-    'x101_32x4d': ('faster-rcnn_x101-32x4d_fpn_1x_coco.py', 'faster_rcnn_x101_32x4d_fpn.py',
-                   'faster_rcnn_x101_32x4d_fpn_fast.py'),
-    'r101': ('faster-rcnn_r101_fpn_1x_coco.py', 'faster_rcnn_r101_fpn.py',
+    'x101_32x4d': ('mmdet::faster_rcnn/faster-rcnn_x101-32x4d_fpn_1x_coco.py',
+                   'faster_rcnn_x101_32x4d_fpn.py', 'faster_rcnn_x101_32x4d_fpn_fast.py'),
+    'r101': ('mmdet::faster_rcnn/faster-rcnn_r101_fpn_1x_coco.py', 'faster_rcnn_r101_fpn.py',
              'faster_rcnn_r101_fpn_fast.py'),
 }
 DTYPES = {'bfloat16': torch.bfloat16, 'float16': torch.float16}
@@ -62,12 +60,15 @@ class Result:
         return statistics.median(times) if times else None
 
 
-def variants(arch: str, device: str, compile_backbone: bool = False) -> List[Variant]:
+def variants(configs: Tuple[str, str, str], device: str,
+             compile_backbone: bool = False) -> List[Variant]:
     """stock fp32, (stock fp16 on GPU), ours fp32, ours fast (bf16, and fp16 on GPU), and
-    with ``compile_backbone`` the fast path with a ``torch.compile``-d backbone."""
-    stock, ours, fast = ARCHS[arch]
-    stock = osp.join(MMDET_CONFIGS, stock)
-    ours, fast = (osp.join(ROOT, 'configs', name) for name in (ours, fast))
+    with ``compile_backbone`` the fast path with a ``torch.compile``-d backbone.
+
+    ``configs`` is (stock, ours, fast): config file paths, or ``package::`` names such as
+    ``ARCHS``' ``mmdet::`` ones.
+    """
+    stock, ours, fast = configs
     out = [Variant('stock', stock)]
     if device == 'cuda':
         out.append(Variant('stock --amp', stock, 'float16', "mmdet's --amp"))
@@ -86,8 +87,14 @@ def variants(arch: str, device: str, compile_backbone: bool = False) -> List[Var
     return out
 
 
+def load_config(path: str) -> Config:
+    """A config file, or an installed package's config by mmengine's ``package::`` name
+    (``mmdet::faster_rcnn/...``), which ``Config.fromfile`` takes only inside ``_base_``."""
+    return get_config(path) if '::' in path else Config.fromfile(path)
+
+
 def load_variant_config(variant: Variant, depth: Optional[int]) -> Config:
-    cfg = Config.fromfile(variant.config)
+    cfg = load_config(variant.config)
     backbone = cfg.model.backbone
     backbone.init_cfg = None  # random weights: nothing to download or load
     if depth is not None:
@@ -157,20 +164,21 @@ def inference_amp(cfg: Config) -> Optional[str]:
 def backbone_cases(cfg: Config, variant: Variant, images: torch.Tensor, device: str) -> dict:
     backbone = MODELS.build(cfg.model.backbone).to(device)
     backbone.init_weights()
-    forward = torch.compile(backbone) if variant.compile_backbone else backbone
+    if variant.compile_backbone:
+        backbone.compile()  # in place: parameters and state dict keys stay the module's own
     optimizer = torch.optim.SGD([p for p in backbone.parameters() if p.requires_grad],
                                 lr=1e-4, momentum=0.9)
 
     def train_step():
         with autocast(device, variant.amp):
-            outs = forward(images)
+            outs = backbone(images)
         sum(o.float().mean() for o in outs).backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
 
     def infer_step():
         with torch.no_grad(), autocast(device, inference_amp(cfg)):
-            forward(images)
+            backbone(images)
 
     return dict(backbone_train=(train_step, backbone.train, resident_mb(backbone)),
                 backbone_infer=(infer_step, backbone.eval, resident_mb(backbone)))
@@ -181,8 +189,8 @@ def detector_cases(cfg: Config, variant: Variant, batch: dict, device: str) -> d
     model.init_weights()
     optim_wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
     if variant.compile_backbone:
-        # compiles the forward only: parameters and state dict keys stay the module's own
-        model.backbone.forward = torch.compile(model.backbone.forward)
+        # compiles the backbone's call in place: parameters and state dict keys stay its own
+        model.backbone.compile()
 
     def train_step():
         # the runner's iteration; the data preprocessor moves and normalises the batch
@@ -240,10 +248,14 @@ class Timer:
                 case.result.peak_mem_mb[name] = case.resident_mb + max(added[id(case)])
 
 
-def run(archs=('x101_32x4d', 'r101'), parts=('backbone', 'detector'), device='cpu',
-        batch_size=2, height=800, width=1216, depth=None, warmup=3, iters=10,
+def run(configs: Mapping[str, Tuple[str, str, str]], parts=('backbone', 'detector'),
+        device='cpu', batch_size=2, height=800, width=1216, depth=None, warmup=3, iters=10,
         only=None, compile_backbone=False, log=print) -> List[Result]:
-    """Time every variant of every architecture; returns one Result per (arch, variant)."""
+    """Time every variant of every architecture; returns one Result per (arch, variant).
+
+    ``configs`` maps each architecture's name (an ``ARCHS`` key) to its (stock, ours, fast)
+    configs, as ``variants`` takes them.
+    """
     import resnext_det  # noqa: F401  (registers the resnext_det scope)
     from mmdet.utils import register_all_modules
     register_all_modules()
@@ -255,8 +267,8 @@ def run(archs=('x101_32x4d', 'r101'), parts=('backbone', 'detector'), device='cp
     g = torch.Generator().manual_seed(1)
     images = torch.randn(batch_size, 3, height, width, generator=g).to(device)
     results, cases = [], {}
-    for arch in archs:
-        for variant in variants(arch, device, compile_backbone):
+    for arch, arch_configs in configs.items():
+        for variant in variants(arch_configs, device, compile_backbone):
             if only and variant.name not in only:
                 continue
             cfg = load_variant_config(variant, depth)

@@ -3,7 +3,8 @@ from mmengine.analysis import FlopAnalyzer
 
 import torch
 
-from .builders import resnet50, resnet101, resnext50_32x4d, resnext101_32x4d, resnext101_64x4d
+from ..models.builders import (resnet50, resnet101, resnext50_32x4d, resnext101_32x4d,
+                               resnext101_64x4d)
 
 NUM_CLASSES = 1000
 # name: (builder, paper params in M (with the 1000-way fc), paper GFLOPs = 1e9 multiply-adds)

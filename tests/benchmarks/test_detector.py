@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from resnext_det.engine.benchmark import (Result, load_variant_config, markdown, summarize,
-                                          synthetic_batch, variants)
+from resnext_det.benchmarks.detector import (Result, load_variant_config, markdown, summarize,
+                                             synthetic_batch, variants)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -40,7 +40,13 @@ def test_ci_size_run_reports_every_variant_and_case(tmp_path, capsys):
 
 
 def test_variants_are_built_from_the_stock_and_our_configs():
-    stock, ours, fast = (load_variant_config(v, depth=50) for v in variants('x101_32x4d', 'cpu'))
+    paths = load_cli().config_paths
+    x101, r101 = paths('x101_32x4d'), paths('r101')
+    # mmdet's by mmengine's package name; ours in the repository, located by the command line
+    assert x101[0] == 'mmdet::faster_rcnn/faster-rcnn_x101-32x4d_fpn_1x_coco.py'
+    assert x101[1:] == tuple(str(ROOT / 'configs' / f'faster_rcnn_x101_32x4d_fpn{suffix}.py')
+                             for suffix in ('', '_fast'))
+    stock, ours, fast = (load_variant_config(v, depth=50) for v in variants(x101, 'cpu'))
     assert stock.model.backbone.type == 'ResNeXt'  # mmdet's own class
     assert ours.model.backbone.type == fast.model.backbone.type == 'resnext_det.ResNeXt'
     assert fast.model.backbone.channels_last and fast.model.backbone.fold_frozen_bn
@@ -48,15 +54,15 @@ def test_variants_are_built_from_the_stock_and_our_configs():
     assert all(c.model.backbone.init_cfg is None for c in (stock, ours, fast))
     # no AMP on CPU; on GPU the fast config's own bf16, and fp16 with loss scaling beside it
     assert fast.optim_wrapper.type == 'OptimWrapper' and 'dtype' not in fast.optim_wrapper
-    gpu = {v.name: load_variant_config(v, None) for v in variants('x101_32x4d', 'cuda')}
+    gpu = {v.name: load_variant_config(v, None) for v in variants(x101, 'cuda')}
     assert gpu['fast'].optim_wrapper.dtype == 'bfloat16'
     assert gpu['fast'].optim_wrapper.loss_scale == dict(enabled=False)
     assert gpu['fast fp16'].optim_wrapper.loss_scale == 'dynamic'
     assert gpu['stock --amp'].model.backbone.type == 'ResNeXt'
-    compiled = variants('r101', 'cuda', compile_backbone=True)[-1]
+    compiled = variants(r101, 'cuda', compile_backbone=True)[-1]
     assert (compiled.name, compiled.amp, compiled.compile_backbone) == (
         'fast compiled', 'bfloat16', True)
-    assert not any(v.compile_backbone for v in variants('r101', 'cpu'))
+    assert not any(v.compile_backbone for v in variants(r101, 'cpu'))
 
 
 def test_speedups_and_x_over_r_ratios():

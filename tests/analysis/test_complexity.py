@@ -1,7 +1,7 @@
 """tools/model_stats.py's numbers: params exact, FLOPs within 3% of the paper's tables."""
 import pytest
 
-from resnext_det.models.stats import model_stats
+from resnext_det.analysis.complexity import model_stats
 
 
 @pytest.mark.parametrize('name', ['R-50', 'X-50-32x4d'])

@@ -235,7 +235,7 @@ def _faster_coco_eval_run(ground_truth: dict, detections: List[dict],
 def _coco_metric_run(ground_truth: dict, detections: List[dict]) -> dict:
     """What ``resnext_det.CocoMetric`` runs by default: mmdet's pycocotools COCO and
     ``loadRes``, faster-coco-eval's evaluate / accumulate, pycocotools' summarize."""
-    from .coco_metric import faster_coco_eval_class
+    from ..evaluation.coco_metric import faster_coco_eval_class
     return _pycocotools_run(ground_truth, detections, faster_coco_eval_class())
 
 

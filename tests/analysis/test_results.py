@@ -43,5 +43,5 @@ def test_table_deltas_and_plot(tmp_path):
 def test_missing_results_name_the_fix(tmp_path):
     proc = subprocess.run([sys.executable, str(ROOT / 'tools' / 'compare_results.py'),
                            str(tmp_path)], capture_output=True, text=True)
-    assert proc.returncode != 0 and 'tools/test.py' in proc.stderr
+    assert proc.returncode == 2 and 'tools/test.py' in proc.stderr
     assert 'Traceback' not in proc.stderr
