@@ -4,12 +4,12 @@ Models, datasets and metrics are children of mmdet's registries, so mmdet config
 `type='resnext_det.ResNeXt'` and our configs reach mmdet's (FPN, RPNHead, ...) by plain name,
 while mmdet's own `ResNeXt` is neither replaced nor shadowed.
 """
-from mmdet.registry import DATASETS as MMDET_DATASETS
-from mmdet.registry import METRICS as MMDET_METRICS
-from mmdet.registry import MODELS as MMDET_MODELS
-from mmengine.registry import HOOKS as MMENGINE_HOOKS
-from mmengine.registry import MODEL_WRAPPERS as MMENGINE_MODEL_WRAPPERS
-from mmengine.registry import Registry
+from mmdet.registry import (
+    DATASETS as MMDET_DATASETS,
+    METRICS as MMDET_METRICS,
+    MODELS as MMDET_MODELS,
+)
+from mmengine.registry import HOOKS as MMENGINE_HOOKS, Registry
 
 MODELS = Registry('model', parent=MMDET_MODELS, scope='resnext_det',
                   locations=['resnext_det.models'])
@@ -17,9 +17,7 @@ DATASETS = Registry('dataset', parent=MMDET_DATASETS, scope='resnext_det',
                     locations=['resnext_det.datasets'])
 METRICS = Registry('metric', parent=MMDET_METRICS, scope='resnext_det',
                    locations=['resnext_det.evaluation'])
-# mmengine's Runner looks hooks and wrappers up in its root registries, whose `get` only finds
-# scoped names in direct children: so these two hang off mmengine's roots, not mmdet's.
+# mmengine's Runner looks hooks up in its root registry, whose `get` only finds scoped names
+# in direct children: so this one hangs off mmengine's root, not mmdet's.
 HOOKS = Registry('hook', parent=MMENGINE_HOOKS, scope='resnext_det',
                  locations=['resnext_det.engine'])
-MODEL_WRAPPERS = Registry('model_wrapper', parent=MMENGINE_MODEL_WRAPPERS, scope='resnext_det',
-                          locations=['resnext_det.engine'])

@@ -93,7 +93,8 @@ import resnext_det  # noqa: E402
 after_import = snapshot()
 import resnext_det.runtime  # noqa: E402
 after_runtime = snapshot()
-print(json.dumps(dict(plugin=diff(before, after_import), runtime=diff(after_import, after_runtime))))
+print(json.dumps(dict(plugin=diff(before, after_import),
+                      runtime=diff(after_import, after_runtime))))
 '''
 
 

@@ -19,7 +19,8 @@ def main():
     parser.add_argument('--size', type=int, default=224, help='input side in pixels')
     parser.add_argument('--models', nargs='+', default=list(PAPER), choices=list(PAPER))
     args = parser.parse_args()
-    print('| model | backbone params | params (M, +fc) | paper | GFLOPs | paper | dev. params / FLOPs |')
+    print('| model | backbone params | params (M, +fc) | paper | GFLOPs | paper '
+          '| dev. params / FLOPs |')
     print('|---|---:|---:|---:|---:|---:|---:|')
     for name in args.models:
         s = model_stats(name, args.size)

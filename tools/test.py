@@ -21,8 +21,15 @@ from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 import resnext_det.runtime  # noqa: F401  (tensor-only checkpoint loading)
-from resnext_det.engine import (UserInputError, add_common_args, check_inputs, exit_with_error,
-                                 load_config, parse_cli, setup_cpu_distributed)
+from resnext_det.engine import (
+    UserInputError,
+    add_common_args,
+    check_inputs,
+    exit_with_error,
+    load_config,
+    parse_cli,
+    setup_cpu_distributed,
+)
 from resnext_det.utils.atomic import atomic_write
 from resnext_det.utils.checkpoint import CheckpointLoadError
 

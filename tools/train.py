@@ -17,9 +17,17 @@ from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 import resnext_det.runtime  # noqa: F401  (atomic checkpoint backend, tensor-only loading)
-from resnext_det.engine import (NonFiniteLossError, UserInputError, add_common_args,
-                                 check_inputs, exit_with_error, latest_complete_checkpoint,
-                                 load_config, parse_cli, setup_cpu_distributed)
+from resnext_det.engine import (
+    NonFiniteLossError,
+    UserInputError,
+    add_common_args,
+    check_inputs,
+    exit_with_error,
+    latest_complete_checkpoint,
+    load_config,
+    parse_cli,
+    setup_cpu_distributed,
+)
 from resnext_det.utils.checkpoint import CheckpointLoadError
 
 TENSOR_ONLY_HOOK = 'resnext_det.TensorOnlyCheckpointHook'
@@ -33,7 +41,8 @@ def parse_args(argv=None):
     parser.add_argument('--clip-grad', type=float, metavar='MAX_NORM',
                         help='clip the gradients\' global L2 norm to MAX_NORM (e.g. 35)')
     parser.add_argument('--auto-scale-lr', action='store_true',
-                        help='scale the lr by (GPUs x batch per GPU) / auto_scale_lr.base_batch_size')
+                        help='scale the lr by (GPUs x batch per GPU) / '
+                        'auto_scale_lr.base_batch_size')
     parser.add_argument(
         '--resume', nargs='?', type=str, const='auto',
         help='resume from this checkpoint, or without a path from the latest complete one in '

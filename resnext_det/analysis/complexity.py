@@ -1,10 +1,14 @@
 """Parameter and FLOP counts of the ImageNet classifiers, next to the paper's Table 1/3/5."""
+import torch
 from mmengine.analysis import FlopAnalyzer
 
-import torch
-
-from ..models.builders import (resnet50, resnet101, resnext50_32x4d, resnext101_32x4d,
-                               resnext101_64x4d)
+from ..models.builders import (
+    resnet50,
+    resnet101,
+    resnext50_32x4d,
+    resnext101_32x4d,
+    resnext101_64x4d,
+)
 
 NUM_CLASSES = 1000
 # name: (builder, paper params in M (with the 1000-way fc), paper GFLOPs = 1e9 multiply-adds)

@@ -256,8 +256,9 @@ def run(configs: Mapping[str, Tuple[str, str, str]], parts=('backbone', 'detecto
     ``configs`` maps each architecture's name (an ``ARCHS`` key) to its (stock, ours, fast)
     configs, as ``variants`` takes them.
     """
-    import resnext_det  # noqa: F401  (registers the resnext_det scope)
     from mmdet.utils import register_all_modules
+
+    import resnext_det  # noqa: F401  (registers the resnext_det scope)
     register_all_modules()
     # the current logger; at WARNING it keeps init_weights' per-parameter report out of the way
     MMLogger.get_instance('resnext_det_benchmark', log_level='WARNING')

@@ -3,8 +3,8 @@
 mmdet silently drops annotations whose box lies outside its image or is degenerate, and those
 whose category id is not among the categories; images without annotations are silently
 filtered from training (`filter_empty_gt`). A broken annotation file then trains on less
-data with no sign of it. This subclass drops exactly the same things, counts them by reason with a first example
-(file name, annotation id) and logs one warning after loading.
+data with no sign of it. This subclass drops exactly the same things, counts them by reason
+with a first example (file name, annotation id) and logs one warning after loading.
 """
 from collections import Counter
 from typing import Dict, List, Union

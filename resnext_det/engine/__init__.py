@@ -1,10 +1,23 @@
 """Runner glue: what the CLIs share, checkpoint reliability and training hooks."""
-from .checkpointing import (ATOMIC_BACKEND, AtomicLocalBackend, RandomStateHook,
-                            TensorOnlyCheckpointHook, is_complete_checkpoint,
-                            latest_complete_checkpoint, register_atomic_backend)
+from .checkpointing import (
+    ATOMIC_BACKEND,
+    AtomicLocalBackend,
+    RandomStateHook,
+    TensorOnlyCheckpointHook,
+    is_complete_checkpoint,
+    latest_complete_checkpoint,
+    register_atomic_backend,
+)
 from .hooks import NonFiniteLossError, NonFiniteLossHook
-from .launch import (UserInputError, add_common_args, check_inputs, exit_with_error,
-                     load_config, parse_cli, setup_cpu_distributed)
+from .launch import (
+    UserInputError,
+    add_common_args,
+    check_inputs,
+    exit_with_error,
+    load_config,
+    parse_cli,
+    setup_cpu_distributed,
+)
 
 __all__ = [
     'ATOMIC_BACKEND', 'AtomicLocalBackend', 'NonFiniteLossError', 'NonFiniteLossHook',

@@ -109,7 +109,8 @@ def _check_data(cfg, loader_names, evaluator_names, hint):
             if img_prefix is not None:
                 img_dir = img_prefix if osp.isabs(img_prefix) else osp.join(root, img_prefix)
                 if not osp.isdir(img_dir):
-                    raise UserInputError(f'{loader_name}: image folder {img_dir} does not exist. {hint}')
+                    raise UserInputError(
+                        f'{loader_name}: image folder {img_dir} does not exist. {hint}')
     for name in evaluator_names:
         evaluator = cfg.get(name)
         for metric in evaluator if isinstance(evaluator, list) else [evaluator]:
@@ -126,6 +127,7 @@ def _check_backbone(cfg):
     if not backbone or MODELS.get(backbone['type']) is not None:
         return
     import mmdet.models.backbones as mmdet_backbones
+
     from ..registry import MODELS as OUR_MODELS
     ours = sorted(f'resnext_det.{name}' for name in OUR_MODELS.module_dict)
     raise UserInputError(
@@ -144,7 +146,8 @@ def _pretrained_paths(cfg):
 def check_inputs(cfg, mode='train'):
     """Raise UserInputError naming the first missing input of a train or test run."""
     data_hint = ('Get COCO 2017 into data/coco/ (docs/reproduce.md), point the config at your '
-                 'data with --cfg-options, or generate the demo set: python tools/make_demo_data.py')
+                 'data with --cfg-options, or generate the demo set: '
+                 'python tools/make_demo_data.py')
     if mode == 'train':
         _check_data(cfg, ['train_dataloader', 'val_dataloader'], ['val_evaluator'], data_hint)
     else:

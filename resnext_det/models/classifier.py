@@ -53,7 +53,8 @@ class ImageClassifier(BaseModel):
                                      std=[58.395, 57.12, 57.375])
         super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         if not isinstance(num_classes, int) or num_classes < 2:
-            raise ValueError(f'ImageClassifier: num_classes={num_classes!r} must be an integer >= 2')
+            raise ValueError(
+                f'ImageClassifier: num_classes={num_classes!r} must be an integer >= 2')
         backbone = dict(backbone)
         num_stages = backbone.get('num_stages', 4)
         backbone.setdefault('out_indices', (num_stages - 1, ))
@@ -75,6 +76,7 @@ class ImageClassifier(BaseModel):
             return dict(loss=F.cross_entropy(logits, labels,
                                              label_smoothing=self.label_smoothing))
         if mode == 'predict':
-            return [dict(scores=s, label=l) for s, l in zip(logits.softmax(dim=1), labels)]
+            return [dict(scores=scores, label=label)
+                    for scores, label in zip(logits.softmax(dim=1), labels)]
         raise ValueError(f"ImageClassifier: mode={mode!r} is not one of 'tensor', 'loss', "
                          f"'predict'")

@@ -500,8 +500,9 @@ class ResNeXt(BaseModule):
             layer_name = f'layer{i + 1}'
             self.add_module(layer_name, res_layer)
             self.res_layers.append(layer_name)
+        # in the order forward() returns the outputs: stage order, whatever out_indices' order
         self.out_channels = tuple(base_channels * 2**i * self.block.expansion
-                                  for i in out_indices)
+                                  for i in sorted(set(out_indices)))
         self.feat_dim = inplanes
         self._freeze_stages()
         if fold_frozen_bn:

@@ -2,8 +2,7 @@
 from typing import Optional, Tuple
 
 import torch
-from mmdet.models.roi_heads.roi_extractors import \
-    SingleRoIExtractor as MMDetSingleRoIExtractor
+from mmdet.models.roi_heads.roi_extractors import SingleRoIExtractor as MMDetSingleRoIExtractor
 
 from ..registry import MODELS
 

@@ -27,8 +27,8 @@ def _mmcv_ops():
 
 def collect_env():
     """Return an ordered dict of versions: mmengine's report plus mmcv ops, mmdet, resnext_det."""
-    from mmengine.utils.dl_utils import collect_env as mmengine_collect_env
     import torchvision
+    from mmengine.utils.dl_utils import collect_env as mmengine_collect_env
 
     env = OrderedDict(mmengine_collect_env())
     env['TorchVision'] = torchvision.__version__

@@ -8,10 +8,17 @@ import numpy as np
 import pytest
 
 from resnext_det.benchmarks import coco_eval
-from resnext_det.benchmarks.coco_eval import (COCO_CATEGORY_IDS, EVALUATORS, SUMMARY_NAMES,
-                                              benchmark, compare, format_markdown,
-                                              make_coco_ground_truth, make_detections,
-                                              time_evaluator)
+from resnext_det.benchmarks.coco_eval import (
+    COCO_CATEGORY_IDS,
+    EVALUATORS,
+    SUMMARY_NAMES,
+    benchmark,
+    compare,
+    format_markdown,
+    make_coco_ground_truth,
+    make_detections,
+    time_evaluator,
+)
 
 TOOL = Path(__file__).resolve().parents[2] / 'tools' / 'benchmark_eval.py'
 

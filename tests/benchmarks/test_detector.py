@@ -7,8 +7,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from resnext_det.benchmarks.detector import (Result, load_variant_config, markdown, summarize,
-                                             synthetic_batch, variants)
+from resnext_det.benchmarks.detector import (
+    Result,
+    load_variant_config,
+    markdown,
+    summarize,
+    synthetic_batch,
+    variants,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -43,7 +43,8 @@ def test_imagenet_configs_build_the_paper_recipe(name):
 def test_classifier_learns_a_tiny_problem():
     torch.manual_seed(0)
     model = ImageClassifier(
-        backbone=dict(type='resnext_det.ResNeXt', depth=50, groups=4, base_width=4, base_channels=8),
+        backbone=dict(type='resnext_det.ResNeXt', depth=50, groups=4, base_width=4,
+                      base_channels=8),
         num_classes=2, data_preprocessor=dict(type='ImgDataPreprocessor'))
     model.init_weights()
     # class 0: dark images, class 1: bright images
@@ -68,7 +69,7 @@ def test_classifier_learns_a_tiny_problem():
 def test_accuracy_metric_top1_top5():
     metric = Accuracy(topk=(1, 2))
     scores = torch.tensor([[0.7, 0.2, 0.1], [0.5, 0.3, 0.2], [0.1, 0.1, 0.8]])
-    metric.process(None, [dict(scores=s, label=l) for s, l in zip(scores, [0, 1, 1])])
+    metric.process(None, [dict(scores=row, label=label) for row, label in zip(scores, [0, 1, 1])])
     result = metric.compute_metrics(metric.results)
     assert result == pytest.approx({'top1': 100 / 3, 'top2': 200 / 3})
 

@@ -4,8 +4,7 @@ import copy
 import pytest
 import torch
 import torch.nn as nn
-from mmdet.models.backbones import ResNet as MMDetResNet
-from mmdet.models.backbones import ResNeXt as MMDetResNeXt
+from mmdet.models.backbones import ResNet as MMDetResNet, ResNeXt as MMDetResNeXt
 from mmdet.registry import MODELS as MMDET_MODELS
 
 import resnext_det  # noqa: F401

@@ -10,8 +10,12 @@ from torch.utils.data import Dataset
 
 import resnext_det.runtime  # noqa: F401  (the switch under test: mmengine loads through ours)
 from resnext_det.engine import NonFiniteLossError
-from resnext_det.utils.checkpoint import (ALLOW_UNSAFE_ENV, CheckpointLoadError,
-                                          load_checkpoint_file, mmengine_checkpoint_globals)
+from resnext_det.utils.checkpoint import (
+    ALLOW_UNSAFE_ENV,
+    CheckpointLoadError,
+    load_checkpoint_file,
+    mmengine_checkpoint_globals,
+)
 
 
 class ToyData(Dataset):
