@@ -1,8 +1,6 @@
 """Interrupted training loses nothing: atomic checkpoint writes, partial files skipped, and a
 run killed with SIGKILL resumes to exactly the weights of an uninterrupted run."""
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -12,7 +10,6 @@ from mmengine.fileio import get_file_backend
 from mmengine.fileio.backends import LocalBackend
 
 import resnext_det.runtime  # noqa: F401  (the switch under test: registers the atomic backend)
-from resnext_det.datasets.demo_data import make_demo_data
 from resnext_det.engine import ATOMIC_BACKEND, AtomicLocalBackend, latest_complete_checkpoint
 from resnext_det.utils.checkpoint import load_checkpoint_file
 
@@ -77,12 +74,11 @@ class KillAfterFirstEpochHook(Hook):
 '''
 
 
-def test_sigkill_then_resume_matches_uninterrupted_run(tmp_path):
-    data = make_demo_data(tmp_path / 'demo', num_train=8, num_val=2, num_cls_per_class=1,
-                          num_cls_val_per_class=1)
+def test_sigkill_then_resume_matches_uninterrupted_run(tmp_path, small_demo_data, run_tool):
+    data_root = small_demo_data(num_train=8, num_val=2)
     (tmp_path / 'kill_hook.py').write_text(KILL_HOOK)
     config = tmp_path / 'resume_demo.py'
-    coco = f"{data['out_dir']}/coco/"
+    coco = f'{data_root}/coco/'
     config.write_text(f"""
 _base_ = '{ROOT}/configs/demo/faster_rcnn_r50_slim_demo.py'
 custom_imports = dict(imports=['resnext_det', 'kill_hook'])
@@ -98,10 +94,8 @@ randomness = dict(seed=0, deterministic=True)
     env = dict(os.environ, PYTHONPATH=f'{tmp_path}:{ROOT}')
 
     def train(work_dir, *extra, **env_extra):
-        return subprocess.run(
-            [sys.executable, 'tools/train.py', str(config), '--work-dir', str(work_dir),
-             *extra], cwd=ROOT, env=dict(env, **env_extra), capture_output=True, text=True,
-            timeout=300)
+        return run_tool('train.py', config, '--work-dir', work_dir, *extra,
+                        env=dict(env, **env_extra))
 
     straight = train(tmp_path / 'straight')
     assert straight.returncode == 0, straight.stderr[-2000:]

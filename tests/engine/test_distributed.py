@@ -15,8 +15,6 @@ from pathlib import Path
 import pytest
 import torch
 
-from resnext_det.datasets.demo_data import make_demo_data
-
 ROOT = Path(__file__).resolve().parents[2]
 DUMP_HOOK = '''
 import os.path as osp
@@ -77,13 +75,13 @@ randomness = dict(seed=0)
     ('detection', DETECTION, 0.04),
     ('classification', CLASSIFICATION, 0.025),
 ])
-def test_two_process_training_stays_in_sync(tmp_path, task, config_text, expected_lr):
-    data = make_demo_data(tmp_path / 'demo', num_train=16, num_val=4, num_cls_per_class=4,
-                          num_cls_val_per_class=1)
+def test_two_process_training_stays_in_sync(tmp_path, small_demo_data, task, config_text,
+                                            expected_lr):
+    data_root = small_demo_data(num_train=16, num_val=4, num_cls_per_class=4)
     (tmp_path / 'dump_rank_state_hook.py').write_text(DUMP_HOOK)
     work_dir = tmp_path / 'work'
     config = tmp_path / f'ddp_{task}.py'
-    config.write_text(config_text.format(root=ROOT, data=data['out_dir']) + COMMON)
+    config.write_text(config_text.format(root=ROOT, data=data_root) + COMMON)
     env = dict(os.environ, PYTHON=sys.executable, PYTHONPATH=f'{tmp_path}:{ROOT}',
                OMP_NUM_THREADS='1', PORT=str(free_port()))
     cmd = ['bash', str(ROOT / 'tools' / 'dist_train.sh'),

@@ -1,23 +1,19 @@
 """Bad input to the train/test CLIs: one clear line naming the problem and the fix."""
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from mmdet.registry import DATASETS
 from mmdet.utils import register_all_modules
 
-from resnext_det.datasets.demo_data import make_demo_data
 from resnext_det.engine import UserInputError, check_inputs, load_config
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO = ROOT / 'configs' / 'demo' / 'faster_rcnn_x50_8x4d_slim_demo.py'
 
 
-@pytest.fixture(scope='module')
-def demo_data(tmp_path_factory):
-    return Path(make_demo_data(tmp_path_factory.mktemp('d') / 'demo', num_train=6, num_val=3,
-                               num_cls_per_class=1, num_cls_val_per_class=1)['out_dir'])
+@pytest.fixture
+def demo_data(small_demo_data):
+    return small_demo_data()
 
 
 def demo_config(demo_data):
@@ -65,11 +61,10 @@ def test_missing_pretrained_checkpoint_says_how_to_get_one(demo_data, tmp_path):
     assert 'no.pth' in str(err.value) and 'export_backbone' in str(err.value)
 
 
-def test_cli_prints_one_line_without_traceback(tmp_path):
-    proc = subprocess.run(
-        [sys.executable, 'tools/train.py', 'configs/faster_rcnn_r50_fpn.py', '--work-dir',
-         str(tmp_path / 'w'), '--cfg-options', f'train_dataloader.dataset.data_root={tmp_path}/'],
-        cwd=ROOT, capture_output=True, text=True, timeout=120)
+def test_cli_prints_one_line_without_traceback(tmp_path, run_tool):
+    proc = run_tool('train.py', 'configs/faster_rcnn_r50_fpn.py', '--work-dir', tmp_path / 'w',
+                    '--cfg-options', f'train_dataloader.dataset.data_root={tmp_path}/',
+                    timeout=120)
     assert proc.returncode == 2  # user errors: argparse's status, as the CLIs promise
     lines = [line for line in proc.stderr.splitlines() if line.startswith('error:')]
     assert len(lines) == 1 and 'Traceback' not in proc.stderr
@@ -103,15 +98,13 @@ def test_broken_config_is_one_clear_error(tmp_path):
         load_config(str(tmp_path / 'nope.py'))
 
 
-def test_corrupt_checkpoint_given_to_test_py_is_one_error_line(demo_data, tmp_path):
+def test_corrupt_checkpoint_given_to_test_py_is_one_error_line(demo_data, tmp_path, run_tool):
     ckpt = tmp_path / 'epoch_12.pth'
     ckpt.write_bytes(b'PK\x03\x04 not really a checkpoint')
     root = f'{demo_data}/coco/'
-    proc = subprocess.run(
-        [sys.executable, 'tools/test.py', str(DEMO), str(ckpt), '--work-dir', str(tmp_path / 'w'),
-         '--cfg-options', f'test_dataloader.dataset.data_root={root}',
-         f'test_evaluator.ann_file={root}annotations/instances_val.json'],
-        cwd=ROOT, capture_output=True, text=True, timeout=120)
+    proc = run_tool('test.py', DEMO, ckpt, '--work-dir', tmp_path / 'w',
+                    '--cfg-options', f'test_dataloader.dataset.data_root={root}',
+                    f'test_evaluator.ann_file={root}annotations/instances_val.json', timeout=120)
     assert proc.returncode == 2  # user errors: argparse's status, as the CLIs promise
     errors = [line for line in proc.stderr.splitlines() if line.startswith('error:')]
     assert len(errors) == 1 and 'epoch_12.pth' in errors[0] and 'corrupt' in errors[0]
