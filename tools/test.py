@@ -21,6 +21,7 @@ from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 import resnext_det.runtime  # noqa: F401  (tensor-only checkpoint loading)
+from resnext_det.datasets import DatasetError
 from resnext_det.engine import (
     UserInputError,
     add_common_args,
@@ -70,7 +71,7 @@ def main(argv=None):
         runner.test_evaluator.metrics.append(DumpDetResults(out_file_path=args.out))
     try:
         metrics = runner.test()
-    except CheckpointLoadError as e:
+    except (CheckpointLoadError, DatasetError) as e:
         exit_with_error(e)
     if is_main_process():
         path = osp.join(cfg.work_dir, 'test_results.json')

@@ -12,11 +12,13 @@ warnings.filterwarnings('ignore', message='pkg_resources is deprecated', categor
                         module=r'(mmengine|mmcv|mmdet|importlib)(\.|$)')
 
 import argparse
+import errno
 
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 import resnext_det.runtime  # noqa: F401  (atomic checkpoint backend, tensor-only loading)
+from resnext_det.datasets import DatasetError
 from resnext_det.engine import (
     NonFiniteLossError,
     UserInputError,
@@ -31,6 +33,8 @@ from resnext_det.engine import (
 from resnext_det.utils.checkpoint import CheckpointLoadError
 
 TENSOR_ONLY_HOOK = 'resnext_det.TensorOnlyCheckpointHook'
+# a full disk, a quota, a read-only or unwritable work dir: stop with one line, not a traceback
+WRITE_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM)
 
 
 def parse_args(argv=None):
@@ -92,8 +96,15 @@ def main(argv=None):
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
     try:
         runner.train()
-    except (NonFiniteLossError, CheckpointLoadError) as e:
+    except (NonFiniteLossError, CheckpointLoadError, DatasetError) as e:
         exit_with_error(e)
+    except OSError as e:
+        if e.errno not in WRITE_ERRORS:
+            raise
+        last = latest_complete_checkpoint(cfg.work_dir)
+        kept = f'the last complete checkpoint, {last}, is intact' if last else 'no checkpoint yet'
+        exit_with_error(f'cannot write {e.filename}: {e.strerror}. Training stopped; {kept}. '
+                        'Free space (or fix the folder\'s permissions), then rerun with --resume')
 
 
 if __name__ == '__main__':

@@ -1,4 +1,5 @@
 from .coco import CocoDataset
+from .errors import DatasetError
 from .imagenet import ImageNetFolder
 
-__all__ = ['CocoDataset', 'ImageNetFolder']
+__all__ = ['CocoDataset', 'DatasetError', 'ImageNetFolder']

@@ -5,7 +5,16 @@ whose category id is not among the categories; images without annotations are si
 filtered from training (`filter_empty_gt`). A broken annotation file then trains on less
 data with no sign of it. This subclass drops exactly the same things, counts them by reason
 with a first example (file name, annotation id) and logs one warning after loading.
+
+What mmdet would not skip, or would train on silently, stops with a :class:`DatasetError`
+naming the file, how many and the first few: an annotation file that is not JSON (with line
+and column) or not COCO, images listed but missing, boxes with NaN/inf coordinates (mmdet
+keeps some, e.g. an infinite width, and they turn every loss NaN), the config's classes
+missing from the file's categories, and a dataset left empty by mmdet's filtering.
 """
+import json
+import math
+import os.path as osp
 from collections import Counter
 from typing import Dict, List, Union
 
@@ -13,6 +22,7 @@ from mmdet.datasets import CocoDataset as MMDetCocoDataset
 from mmengine.logging import print_log
 
 from ..registry import DATASETS
+from .errors import DatasetError, first_few
 
 
 def _skip_reason(ann: dict, img_info: dict, cat_ids) -> str:
@@ -38,16 +48,72 @@ class CocoDataset(MMDetCocoDataset):
     def load_data_list(self) -> List[dict]:
         self.skipped: Counter = Counter()
         self.skip_examples: Dict[str, str] = {}
-        data_list = super().load_data_list()
+        self.non_finite_boxes: List[str] = []
+        self._category_names = None  # read while mmdet's COCO object exists (it deletes it)
+        try:
+            data_list = super().load_data_list()
+        except json.JSONDecodeError as e:
+            raise DatasetError(f'{self.ann_file}: not valid JSON: {e.msg} at line {e.lineno}, '
+                               f'column {e.colno}. Fix or regenerate the file') from None
+        except (KeyError, TypeError, AssertionError) as e:  # pycocotools on a non-COCO file
+            raise DatasetError(f'{self.ann_file}: not a COCO annotation file '
+                               f'({type(e).__name__}: {e}); it needs "images", "annotations" '
+                               'and "categories"') from None
+        self._check_classes()
+        if self.non_finite_boxes:
+            raise DatasetError(
+                f'{self.ann_file}: {len(self.non_finite_boxes)} annotation(s) with NaN/inf box '
+                f'coordinates, e.g. {first_few(self.non_finite_boxes)}. Fix or remove them: '
+                'they would make every loss NaN')
+        self._check_images_exist(data_list)
         self.images_without_annotations = sum(not d['instances'] for d in data_list)
         summary = self.problem_summary()
         if summary:
             print_log(summary, logger='current', level=30)  # WARNING
         return data_list
 
+    def filter_data(self) -> List[dict]:
+        data_list = super().filter_data()
+        if not data_list:
+            raise DatasetError(
+                f'{self.ann_file}: no images left to {"test" if self.test_mode else "train"} '
+                f'on ({len(self.data_list)} listed, filter_cfg={self.filter_cfg}, classes '
+                f'{self.metainfo["classes"]}): check that the images have annotations of '
+                "the config's classes")
+        return data_list
+
+    def _check_classes(self) -> None:
+        names = self._category_names
+        if names is None:  # no image in the file: filter_data names that
+            return
+        missing = [c for c in self.metainfo['classes'] if c not in names]
+        if missing:
+            raise DatasetError(
+                f"{self.ann_file}: the config's classes {first_few(missing)} are not categories "
+                f'of this file (it has {first_few(names, 8)}); set metainfo.classes in the '
+                "dataset config to the file's category names")
+
+    def _check_images_exist(self, data_list: List[dict]) -> None:
+        paths = [d['img_path'] for d in data_list]
+        if not paths or '://' in paths[0]:  # remote storage: checked when read
+            return
+        missing = [osp.basename(p) for p in paths if not osp.isfile(p)]
+        if missing:
+            folder = osp.dirname(paths[0])
+            raise DatasetError(
+                f'{self.ann_file}: {len(missing)} of {len(paths)} images listed are missing '
+                f'from {folder}: {first_few(missing)}. Point data_prefix.img at the image '
+                'folder, or restore the files')
+
     def parse_data_info(self, raw_data_info: dict) -> Union[dict, List[dict]]:
+        if self._category_names is None:
+            self._category_names = [cat['name'] for cat in self.coco.cats.values()]
         img_info = raw_data_info['raw_img_info']
         for ann in raw_data_info['raw_ann_info']:
+            if not all(math.isfinite(float(v)) for v in ann['bbox']):
+                self.non_finite_boxes.append(
+                    f"{img_info['file_name']} annotation {ann.get('id')} (bbox {ann['bbox']})")
+                continue
             reason = _skip_reason(ann, img_info, self.cat_ids)
             if reason:
                 self.skipped[reason] += 1

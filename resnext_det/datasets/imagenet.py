@@ -13,6 +13,7 @@ from torchvision.datasets.folder import find_classes, make_dataset
 from torchvision.transforms import v2
 
 from ..registry import DATASETS
+from .errors import DatasetError
 
 IMG_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.webp')
 
@@ -22,24 +23,24 @@ def scan_image_folder(root: str, classes: Optional[Sequence[str]] = None):
     ``DatasetFolder`` helpers (``find_classes`` / ``make_dataset``), with errors that name the
     folder and the fix. Every class must hold at least one image."""
     if not osp.isdir(root):
-        raise FileNotFoundError(
+        raise DatasetError(
             f'image folder {root} does not exist. Expected ImageNet layout root/<class>/*.JPEG; '
             'the demo set is made by: python tools/make_demo_data.py')
     if classes is None:
         try:
             classes, _ = find_classes(root)
-        except FileNotFoundError:
-            raise FileNotFoundError(f'image folder {root} has no class sub-folders') from None
+        except FileNotFoundError:  # torchvision's: no class folder
+            raise DatasetError(f'image folder {root} has no class sub-folders') from None
     classes = list(classes)
     missing = [name for name in classes if not osp.isdir(osp.join(root, name))]
     if missing:
-        raise FileNotFoundError(f'image folder {root}: class folder(s) {", ".join(missing)} '
+        raise DatasetError(f'image folder {root}: class folder(s) {", ".join(missing)} '
                                 'do not exist')
     try:
         samples = make_dataset(root, {name: i for i, name in enumerate(classes)},
                                extensions=IMG_EXTENSIONS)
-    except FileNotFoundError as e:  # "Found no valid file for the classes ..."
-        raise FileNotFoundError(f'image folder {root}: {e}') from None
+    except FileNotFoundError as e:  # torchvision's "Found no valid file for the classes ..."
+        raise DatasetError(f'image folder {root}: {e}') from None
     return classes, samples
 
 

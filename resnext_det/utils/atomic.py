@@ -4,7 +4,8 @@ A file is written under a unique hidden name in its target's directory, flushed,
 then renamed over the target (``os.replace`` is atomic on POSIX and Windows), and the
 directory is fsynced so that the rename survives a power cut. A process killed at any point
 leaves either the previous file or the complete new one under the real name, never a
-truncated one; the temporary file is removed on any error.
+truncated one; the temporary file is removed on any error, and an ``OSError`` (ENOSPC, EROFS,
+EACCES, ...) names the target path.
 """
 import contextlib
 import os
@@ -43,6 +44,11 @@ def atomic_open(path: Union[str, os.PathLike], mode: str = 'wb') -> Iterator[IO]
             os.fsync(f.fileno())
         os.replace(tmp_path, path)
         fsync_dir(directory)
+    except OSError as e:  # a full disk, a read-only or unwritable folder, ...
+        if e.filename == path:
+            raise
+        # name the file the caller asked for, not our temporary one
+        raise OSError(e.errno, e.strerror, path) from e
     finally:
         if osp.exists(tmp_path):
             os.remove(tmp_path)

@@ -6,7 +6,7 @@ import pytest
 from mmdet.datasets import CocoDataset as MMDetCocoDataset
 from PIL import Image
 
-from resnext_det.datasets import CocoDataset
+from resnext_det.datasets import CocoDataset, DatasetError
 
 CLASSES = ('circle', 'square')
 
@@ -51,3 +51,55 @@ def test_clean_dataset_reports_nothing(broken_coco, tmp_path):
     clean = tmp_path / 'clean.json'
     clean.write_text(json.dumps(data))
     assert CocoDataset(**dict(broken_coco, ann_file=str(clean))).problem_summary() == ''
+
+
+def rewrite(broken_coco, tmp_path, edit, name='edited.json'):
+    data = json.loads(open(broken_coco['ann_file']).read())
+    edit(data)
+    path = tmp_path / name
+    path.write_text(json.dumps(data))
+    return dict(broken_coco, ann_file=str(path))
+
+
+def test_annotation_file_that_is_not_json_names_line_and_column(broken_coco, tmp_path):
+    bad = tmp_path / 'bad.json'
+    bad.write_text('{"images": [\n  {"id": 1,}\n]}')
+    with pytest.raises(DatasetError, match=r'bad\.json: not valid JSON: .* line 2, column 12'):
+        CocoDataset(**dict(broken_coco, ann_file=str(bad)))
+    not_coco = tmp_path / 'list.json'
+    not_coco.write_text('[1, 2, 3]')
+    with pytest.raises(DatasetError, match='list.json: not a COCO annotation file'):
+        CocoDataset(**dict(broken_coco, ann_file=str(not_coco)))
+
+
+def test_missing_images_are_counted_and_named(broken_coco, tmp_path):
+    (tmp_path / '2.jpg').unlink()
+    (tmp_path / '4.jpg').unlink()
+    with pytest.raises(DatasetError, match=r'2 of 4 images listed are missing .*: 2\.jpg, 4\.jpg'):
+        CocoDataset(**broken_coco)
+
+
+@pytest.mark.parametrize('bbox', [[4, 4, float('inf'), 20], [float('nan'), 4, 20, 20]])
+def test_non_finite_boxes_stop_naming_the_annotation(broken_coco, tmp_path, bbox):
+    def edit(data):
+        data['annotations'][0]['bbox'] = bbox
+    cfg = rewrite(broken_coco, tmp_path, edit)
+    # mmdet keeps an infinite width (NaN losses follow); ours refuses either
+    if bbox[2] == float('inf'):
+        stock = MMDetCocoDataset(**cfg)
+        assert any(not np.isfinite(i['bbox']).all() for d in stock for i in d['instances'])
+    with pytest.raises(DatasetError,
+                       match=r'1 annotation\(s\) with NaN/inf .*1\.jpg annotation 10'):
+        CocoDataset(**cfg)
+
+
+def test_classes_not_in_the_file_are_named(broken_coco):
+    with pytest.raises(DatasetError, match=r"classes triangle are not categories .*circle, square"):
+        CocoDataset(**dict(broken_coco, metainfo=dict(classes=('circle', 'triangle'))))
+
+
+def test_dataset_left_empty_by_filtering_is_an_error(broken_coco, tmp_path):
+    def edit(data):
+        data['annotations'] = []
+    with pytest.raises(DatasetError, match='no images left to train on'):
+        CocoDataset(**rewrite(broken_coco, tmp_path, edit))

@@ -3,7 +3,7 @@ import pytest
 import torch
 from PIL import Image
 
-from resnext_det.datasets import ImageNetFolder
+from resnext_det.datasets import DatasetError, ImageNetFolder
 
 
 def make_folder(root, classes=('cat', 'dog'), per_class=3, size=(40, 30)):
@@ -28,8 +28,21 @@ def test_samples_labels_and_crops(tmp_path):
 
 
 def test_missing_folder_names_the_path(tmp_path):
-    with pytest.raises(FileNotFoundError, match=str(tmp_path / 'nope')):
+    with pytest.raises(DatasetError, match=str(tmp_path / 'nope')):
         ImageNetFolder(str(tmp_path / 'nope'))
+
+
+def test_class_folder_without_images_is_named(tmp_path):
+    root = make_folder(tmp_path / 'train')
+    (root / 'empty_class').mkdir()
+    (root / 'empty_class' / 'notes.txt').write_text('not an image')
+    with pytest.raises(DatasetError, match='empty_class'):
+        ImageNetFolder(str(root))
+    (tmp_path / 'flat').mkdir()
+    with pytest.raises(DatasetError, match='no class sub-folders'):
+        ImageNetFolder(str(tmp_path / 'flat'))
+    with pytest.raises(DatasetError, match='ghost'):
+        ImageNetFolder(str(root), classes=['cat', 'ghost'])
 
 
 def test_corrupt_image_names_the_file(tmp_path):
