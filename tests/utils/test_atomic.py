@@ -1,4 +1,5 @@
 """The one atomic writer: all or nothing, no temporary file left behind, usual permissions."""
+import errno
 import os
 import stat
 
@@ -34,3 +35,16 @@ def test_refuses_modes_that_are_not_a_full_write(tmp_path):
     with pytest.raises(ValueError, match="mode must be 'w' or 'wb'"):
         with atomic_open(tmp_path / 'log.txt', 'a'):
             pass
+
+
+def test_a_full_disk_names_the_target_not_the_temporary_file(tmp_path, monkeypatch):
+    target = tmp_path / 'epoch_2.pth'
+    target.write_bytes(b'old')
+
+    def no_space(fd):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    monkeypatch.setattr(os, 'fsync', no_space)
+    with pytest.raises(OSError) as err:
+        atomic_write(target, b'new')
+    assert err.value.errno == errno.ENOSPC and err.value.filename == str(target)
+    assert target.read_bytes() == b'old' and os.listdir(tmp_path) == ['epoch_2.pth']
