@@ -30,6 +30,7 @@ from resnext_det.engine import (
     parse_cli,
     setup_cpu_distributed,
 )
+from resnext_det.engine.startup import rollback_unless_started
 from resnext_det.utils.checkpoint import CheckpointLoadError
 
 TENSOR_ONLY_HOOK = 'resnext_det.TensorOnlyCheckpointHook'
@@ -93,10 +94,14 @@ def main(argv=None):
         cfg = build_train_config(args)
     except UserInputError as e:
         exit_with_error(e)
-    runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
     try:
-        runner.train()
-    except (NonFiniteLossError, CheckpointLoadError, DatasetError) as e:
+        # a config that fails before the first iteration leaves the work dir as it was
+        with rollback_unless_started(cfg.work_dir,
+                                     (CheckpointLoadError, DatasetError)) as started:
+            runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
+            runner.register_hook(started)
+            runner.train()
+    except (UserInputError, NonFiniteLossError, CheckpointLoadError, DatasetError) as e:
         exit_with_error(e)
     except OSError as e:
         if e.errno not in WRITE_ERRORS:
