@@ -81,8 +81,15 @@ def main():
                                     osp.join(args.work_dir, f'{name}_scratch')))
     run('compare', ['tools/compare_results.py', *work_dirs, '--plot',
                     osp.join(args.work_dir, 'curves.png')])
+    # the trained detector on a few images, as on your own: tools/infer.py
+    infer_dir = osp.join(args.work_dir, 'infer')
+    run('predict on images', ['tools/infer.py', 'data/demo/coco/val/00000[1-4].jpg',
+                              ARCHS['x50_8x4d_slim'][1],
+                              last_checkpoint(osp.join(args.work_dir, 'x50_8x4d_slim')),
+                              '--out-dir', infer_dir])
     print(f'\ndemo finished in {(time.time() - start) / 60:.1f} min; predictions drawn under '
           f'{args.work_dir}/*/<timestamp>/predictions')
+    print(f'tools/infer.py on 4 val images: drawn in {infer_dir}/vis, JSON in {infer_dir}/preds')
 
 
 if __name__ == '__main__':
