@@ -68,9 +68,9 @@ def main():
         cls_dir = osp.join(args.work_dir, f'{name}_cls')
         run(f'pretrain {name}', ['tools/train.py', cls_config, '--work-dir', cls_dir])
         best = sorted(glob.glob(osp.join(cls_dir, 'best_accuracy_top1_epoch_*.pth')))[-1]
-        export_stem = osp.join(args.work_dir, 'backbones', name)
-        run(f'export {name}', ['tools/export_backbone.py', best, export_stem + '.pth'])
-        backbone = sorted(glob.glob(export_stem + '-*.pth'), key=osp.getmtime)[-1]
+        backbone = osp.join(args.work_dir, 'backbones', f'{name}.pth')
+        # --force: a rerun pretrains again and replaces its own previous export
+        run(f'export {name}', ['tools/export_backbone.py', best, backbone, '--force'])
         from_export = ['--cfg-options', f'model.backbone.init_cfg.checkpoint={backbone}']
         work_dirs.append(detect(name, det_config, osp.join(args.work_dir, name), from_export))
         if args.fast and name in FAST:

@@ -1,26 +1,45 @@
 """Export the backbone of a classification checkpoint for the detection configs.
 
-    python tools/export_backbone.py work_dirs/cls_x50/epoch_100.pth checkpoints/x50_cls.pth
+    python tools/export_backbone.py work_dirs/cls_x50/best_accuracy_top1_epoch_97.pth \
+        checkpoints/resnext50_32x4d.pth
 
-writes checkpoints/x50_cls-<sha256[:8]>.pth: backbone weights only (no head, no optimizer
-state), with the architecture, epoch and best top-1 in its meta.
+writes exactly the output path given (the file a detection config's
+``init_cfg=dict(type='Pretrained', checkpoint=...)`` names): backbone weights only (no head,
+no optimizer state), with the architecture, epoch, best top-1 and the weights' sha256 in its
+meta, and prints it, then the weights' and the file's sha256. ``--publish`` names the file
+``<stem>-<sha256 of the file[:8]>.pth`` instead, as mmdet's publish_model does. An output file
+with other content is not overwritten without ``--force``.
 """
+import warnings
+
+# setuptools deprecates pkg_resources, which mmengine and mmcv import: not ours to fix, and it
+# would bury the command's own output (real warnings still show)
+warnings.filterwarnings('ignore', message='pkg_resources is deprecated', category=UserWarning,
+                        module=r'(mmengine|mmcv|mmdet|importlib)(\.|$)')
+
 import argparse
 
-from resnext_det.weights import WeightsError, export_classifier, read_checkpoint
+from resnext_det.weights import OutputExistsError, WeightsError, export_classifier
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('checkpoint', help='classification checkpoint (backbone.* + head.fc.*)')
-    parser.add_argument('out', help='output path; -<sha256[:8]> is added before .pth')
+    parser.add_argument('out', help='output path, written as given (see --publish)')
+    parser.add_argument('--publish', action='store_true',
+                        help='name the output <out minus .pth>-<sha256 of the file[:8]>.pth')
+    parser.add_argument('--force', action='store_true',
+                        help='overwrite an output file that holds other content')
     args = parser.parse_args()
     try:
-        path = export_classifier(args.checkpoint, args.out)
-    except (WeightsError, FileExistsError, FileNotFoundError) as exc:
+        saved = export_classifier(args.checkpoint, args.out, publish=args.publish,
+                                  force=args.force)
+    except OutputExistsError as exc:
+        parser.exit(2, f'error: {exc}: pass --force to overwrite it, or give another output '
+                       f'path\n')
+    except (WeightsError, OSError) as exc:
         parser.exit(2, f'error: {exc}\n')
-    meta = read_checkpoint(path)['meta']
-    print(f"{path}: arch={meta['arch']} epoch={meta['epoch']} top1={meta['top1']}")
+    print(saved.report('epoch', 'top1'))
 
 
 if __name__ == '__main__':

@@ -59,19 +59,41 @@ def _shape(state_dict: Mapping, key: str) -> torch.Size:
     return value.shape
 
 
+def _stem(state_dict: Mapping) -> Dict:
+    """``stem_channels`` and ``deep_stem`` of a state dict, from its stem's tensors.
+
+    The plain stem is one 7x7 conv (``conv1``, ``bn1``); the deep stem (ResNet-C/D, mmdet's
+    ``ResNetV1c``/``ResNetV1d``) three 3x3 convs of ``C/2``, ``C/2`` and ``C`` outputs
+    (``stem.0/3/6`` with their norms ``stem.1/4/7``). ``C`` is ``stem_channels``, the input
+    width of ``layer1``.
+    """
+    if 'conv1.0.weight' in state_dict:
+        raise WeightsError("deep stem in timm's layout (key 'conv1.0.weight'); convert it with "
+                           "convert('timm', ...) or tools/convert_weights.py timm, which rename "
+                           "conv1.{0,1,3,4,6}/bn1 to stem.{0,1,3,4,6,7}")
+    if 'stem.0.weight' not in state_dict:
+        return dict(stem_channels=_shape(state_dict, 'conv1.weight')[0], deep_stem=False)
+    widths = [_shape(state_dict, f'stem.{i}.weight')[0] for i in (0, 3, 6)]
+    stem_channels = widths[2]
+    if widths != [stem_channels // 2, stem_channels // 2, stem_channels]:
+        raise WeightsError(f'deep stem of widths {"/".join(map(str, widths))}: only the '
+                           f'C/2, C/2, C stem (ResNet-C/D, e.g. 32/32/64) is supported, not '
+                           f"a tiered one (timm's resnet*t)")
+    return dict(stem_channels=stem_channels, deep_stem=True)
+
+
 def infer_arch(state_dict: Mapping) -> Dict:
     """The :class:`ResNeXt` arguments of a backbone-only state dict (``ResNeXt(**arch)``).
 
-    Returns ``dict(depth, groups, base_width, base_channels, deep_stem=False)``. ResNets come
-    out as ``groups=1, base_width=64`` like the builders' ``resnet50``. BN
-    ``num_batches_tracked`` buffers may be absent (checkpoints older than PyTorch 0.4.1 lack
-    them and BN fills them in on load); any other missing, extra or misshapen tensor raises
-    :class:`WeightsError`.
+    Returns ``dict(depth, groups, base_width, base_channels, stem_channels, deep_stem,
+    avg_down)``. ResNets come out as ``groups=1, base_width=64`` like the builders'
+    ``resnet50``. ``deep_stem`` (three 3x3 convs, keys ``stem.*``) and ``avg_down`` (the
+    shortcut average-pools before its 1x1 conv, keys ``layerN.0.downsample.{1,2}``) are both
+    True for ResNet-D (timm's ``resnet50d``/``resnext50d_32x4d`` once converted, mmdet's and
+    mmpretrain's ``ResNetV1d``). BN ``num_batches_tracked`` buffers may be absent (checkpoints
+    older than PyTorch 0.4.1 lack them and BN fills them in on load); any other missing, extra
+    or misshapen tensor raises :class:`WeightsError`.
     """
-    for key in ('stem.0.weight', 'conv1.0.weight'):
-        if key in state_dict:
-            raise WeightsError(f'deep-stem (ResNet-C/D) checkpoint (key {key!r}): only the '
-                               f'plain 7x7-stem ResNet/ResNeXt is supported')
     blocks = _blocks_per_stage(state_dict)
     if 'layer1.0.conv3.weight' not in state_dict and 'layer1.0.conv2.weight' in state_dict:
         raise WeightsError(f'BasicBlock ResNet checkpoint (ResNet-18/34 style: two 3x3 convs '
@@ -91,27 +113,38 @@ def infer_arch(state_dict: Mapping) -> Dict:
     if groups == 1 and width != planes:
         raise WeightsError(f'bottleneck width {width} != planes {planes} without groups (a Wide '
                            f'ResNet?); only ResNet and ResNeXt are supported')
+    stem = _stem(state_dict)
     # The first stage's planes are base_channels, so its 3x3 is base_width * groups wide.
     arch = dict(depth=DEPTHS[blocks], groups=groups, base_width=64 if groups == 1 else
-                width // groups, base_channels=planes, deep_stem=False)
+                width // groups, base_channels=planes, stem_channels=stem['stem_channels'],
+                deep_stem=stem['deep_stem'],
+                # plain shortcut: conv 'downsample.0', norm '.1'; avg-down: pool, conv, norm
+                avg_down=('layer1.0.downsample.0.weight' not in state_dict
+                          and 'layer1.0.downsample.1.weight' in state_dict))
     _check_against(state_dict, arch)
     return arch
 
 
+def describe_arch(arch: Mapping) -> str:
+    """``ResNeXt(depth=50, groups=32, ...)`` for messages: every field of :func:`infer_arch`."""
+    return 'ResNeXt(' + ', '.join(f'{k}={v}' for k, v in arch.items()) + ')'
+
+
 @functools.lru_cache(maxsize=None)
-def _expected_shapes(depth: int, groups: int, base_width: int,
-                     base_channels: int) -> Dict[str, torch.Size]:
+def _expected_shapes(depth: int, groups: int, base_width: int, base_channels: int,
+                     stem_channels: int, deep_stem: bool,
+                     avg_down: bool) -> Dict[str, torch.Size]:
     # Built on the meta device: the real module gives the exact keys that a strict load
     # checks, with no memory or init cost.
     with torch.device('meta'):
         model = ResNeXt(depth=depth, groups=groups, base_width=base_width,
-                        base_channels=base_channels)
+                        base_channels=base_channels, stem_channels=stem_channels,
+                        deep_stem=deep_stem, avg_down=avg_down)
     return {key: value.shape for key, value in model.state_dict().items()}
 
 
 def _check_against(state_dict: Mapping, arch: Dict) -> None:
-    expected = _expected_shapes(arch['depth'], arch['groups'], arch['base_width'],
-                                arch['base_channels'])
+    expected = _expected_shapes(**arch)
     missing = [k for k in expected
                if k not in state_dict and not k.endswith('.num_batches_tracked')]
     unexpected = [k for k in state_dict if k not in expected]
@@ -126,6 +159,5 @@ def _check_against(state_dict: Mapping, arch: Dict) -> None:
         problems.append('wrong shapes: ' + name_keys(misshapen, lambda k: (
             f'{k!r} {tuple(state_dict[k].shape)} instead of {tuple(expected[k])}')))
     if problems:
-        name = (f"ResNeXt(depth={arch['depth']}, groups={arch['groups']}, "
-                f"base_width={arch['base_width']}, base_channels={arch['base_channels']})")
-        raise WeightsError(f'state dict does not fit {name}: {"; ".join(problems)}')
+        raise WeightsError(f'state dict does not fit {describe_arch(arch)}: '
+                           f'{"; ".join(problems)}')

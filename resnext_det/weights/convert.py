@@ -3,6 +3,9 @@
 All four use the backbone's own key names (``conv1.weight``, ``layer1.0.conv2.weight``, ...);
 they differ only in what surrounds them: a classifier ``fc``, a ``backbone.`` prefix next to a
 classification head or a detector's neck and heads, and a ``state_dict``/``model`` wrapper.
+The one renaming is timm's deep stem (``resnet50d``, ``resnext50d_32x4d``, ...): its
+``conv1.{0,1,3,4,6}`` and ``bn1`` are our (and mmdet's/mmpretrain's ``ResNetV1d``)
+``stem.{0,1,3,4,6,7}``; the avg-down shortcuts' ``downsample.{1,2}`` are the same in all.
 :func:`convert` removes exactly that and then checks the result against the architecture it
 describes, so a checkpoint either loads completely or is refused with the keys at fault. It
 never gives the half-loaded backbone that mmengine's ``Pretrained`` init (``strict=False``)
@@ -19,22 +22,41 @@ from .arch import WeightsError, infer_arch, name_keys
 
 SOURCES = ('torchvision', 'timm', 'mmpretrain', 'mmdet')
 BACKBONE_PREFIX = 'backbone.'
+# the convs and norms of timm's deep stem (2 and 5 are ReLUs); its last norm is ``bn1``
+TIMM_DEEP_STEM = ('0', '1', '3', '4', '6')
 
 
 def read_checkpoint(path: str):
     """A checkpoint file on CPU, tensors and plain containers only.
 
-    Loaded by the project's one safe loader (:func:`resnext_det.utils.checkpoint.
-    load_checkpoint_file`, ``weights_only=True``), so mmengine runner checkpoints load too. A
-    file that is not a checkpoint, is truncated or holds any other object raises
-    :class:`WeightsError` naming the file.
+    ``*.safetensors`` files (timm's and the Hugging Face hub's format) are read with
+    ``safetensors.torch.load_file``; anything else by the project's one safe loader
+    (:func:`resnext_det.utils.checkpoint.load_checkpoint_file`, ``weights_only=True``), so
+    mmengine runner checkpoints load too. A file that is not a checkpoint, is truncated or
+    holds any other object raises :class:`WeightsError` naming the file.
     """
     if not os.path.isfile(path):
         raise FileNotFoundError(f'{path}: no such file')
+    if str(path).lower().endswith('.safetensors'):
+        return _read_safetensors(path)
     try:
         return load_checkpoint_file(path, map_location='cpu', allow_unsafe=False)
     except CheckpointLoadError as exc:
         raise WeightsError(f'{path}: not a readable PyTorch checkpoint ({exc.reason})') from None
+
+
+def _read_safetensors(path: str) -> Dict[str, torch.Tensor]:
+    try:
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+    except ImportError:
+        raise WeightsError(f'{path}: reading .safetensors files needs the safetensors package '
+                           f'(pip install safetensors; timm installs it)') from None
+    try:
+        return load_file(path, device='cpu')
+    except (SafetensorError, OSError, ValueError) as exc:
+        reason = str(exc).strip() or type(exc).__name__
+        raise WeightsError(f'{path}: not a readable safetensors file ({reason})') from None
 
 
 def _unwrap(checkpoint) -> Mapping:
@@ -56,6 +78,24 @@ def _strip_prefix(state_dict: Mapping, source: str) -> Dict:
         raise WeightsError(f"{source} checkpoint without 'backbone.*' keys "
                            f'(keys: {name_keys(state_dict)})')
     return backbone
+
+
+def _rename_timm_deep_stem(state_dict: Mapping) -> Dict:
+    """timm's deep stem (``conv1`` a Sequential of conv, BN, ReLU x2 and a conv, then ``bn1``)
+    under our keys: ``conv1.{0,1,3,4,6}.*`` -> ``stem.{0,1,3,4,6}.*``, ``bn1.*`` ->
+    ``stem.7.*``. Any other key is kept as it is (and so refused if it does not belong)."""
+    if 'conv1.0.weight' not in state_dict:
+        return dict(state_dict)
+    renamed = {}
+    for key, value in state_dict.items():
+        head, _, rest = key.partition('.')
+        index = rest.split('.', 1)[0]
+        if head == 'conv1' and index in TIMM_DEEP_STEM:
+            key = f'stem.{rest}'
+        elif head == 'bn1':
+            key = f'stem.7.{rest}'
+        renamed[key] = value
+    return renamed
 
 
 def _to_cpu_float(state_dict: Mapping) -> 'OrderedDict[str, torch.Tensor]':
@@ -81,9 +121,10 @@ def convert(source: str, state_dict_or_checkpoint) -> 'OrderedDict[str, torch.Te
 
     Args:
         source: 'torchvision' or 'timm' (``resnet*``/``resnext*``: the classifier ``fc`` is
-            dropped), 'mmpretrain' (``backbone.*`` kept, head dropped; our classification
-            trainer writes this layout) or 'mmdet' (a detector: ``backbone.*`` kept, neck and
-            heads dropped; or a backbone-only state dict).
+            dropped; timm's deep-stem ``resnet*d``/``resnext*d``/``resnet*c`` are renamed to
+            our ``stem.*`` keys), 'mmpretrain' (``backbone.*`` kept, head dropped; our
+            classification trainer writes this layout) or 'mmdet' (a detector:
+            ``backbone.*`` kept, neck and heads dropped; or a backbone-only state dict).
         state_dict_or_checkpoint: a state dict, or a checkpoint dict holding it under
             ``state_dict`` or ``model``.
 
@@ -96,6 +137,8 @@ def convert(source: str, state_dict_or_checkpoint) -> 'OrderedDict[str, torch.Te
     state_dict = _unwrap(state_dict_or_checkpoint)
     if source in ('torchvision', 'timm'):
         state_dict = {k: v for k, v in state_dict.items() if not k.startswith('fc.')}
+        if source == 'timm':
+            state_dict = _rename_timm_deep_stem(state_dict)
     elif source == 'mmpretrain' or any(k.startswith(BACKBONE_PREFIX) for k in state_dict):
         state_dict = _strip_prefix(state_dict, source)
     # else: an mmdet backbone-only state dict, taken as it is

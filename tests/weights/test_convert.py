@@ -8,19 +8,30 @@ import pytest
 import timm
 import torch
 import torchvision
-from mmdet.models.backbones import ResNeXt as MMDetResNeXt
+from mmdet.models.backbones import ResNetV1d as MMDetResNetV1d, ResNeXt as MMDetResNeXt
+from safetensors.torch import save_file
 
-from resnext_det.models import builders, resnext50_32x4d
+from resnext_det.models import ResNeXt, builders, resnext50_32x4d
 from resnext_det.testing import randomize_bn
-from resnext_det.weights import (WeightsError, convert, infer_arch, read_checkpoint,
-                                 verify_against)
+from resnext_det.weights import (
+    WeightsError,
+    convert,
+    file_sha256,
+    infer_arch,
+    read_checkpoint,
+    verify_against,
+    weights_sha256,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
+PLAIN = dict(base_channels=64, stem_channels=64, deep_stem=False, avg_down=False)
+RESNET_D = dict(PLAIN, deep_stem=True, avg_down=True)
 ARCHS = {
-    'resnext50_32x4d': dict(depth=50, groups=32, base_width=4, base_channels=64, deep_stem=False),
-    'resnet50': dict(depth=50, groups=1, base_width=64, base_channels=64, deep_stem=False),
+    'resnext50_32x4d': dict(depth=50, groups=32, base_width=4, **PLAIN),
+    'resnet50': dict(depth=50, groups=1, base_width=64, **PLAIN),
+    'resnext50d_32x4d': dict(depth=50, groups=32, base_width=4, **RESNET_D),
+    'resnet50d': dict(depth=50, groups=1, base_width=64, **RESNET_D),
 }
-
 
 
 def small_input():
@@ -29,7 +40,8 @@ def small_input():
 
 @torch.no_grad()
 def reference_stages(model, x):
-    """layer1..layer4 outputs of a torchvision or timm ResNet."""
+    """layer1..layer4 outputs of a torchvision or timm ResNet (timm's deep stem: conv1 is the
+    Sequential of its three convs, bn1 the last norm)."""
     act = model.relu if hasattr(model, 'relu') else model.act1
     x = model.maxpool(act(model.bn1(model.conv1(x))))
     outs = []
@@ -71,6 +83,55 @@ def test_timm_weights_give_timm_features():
     with torch.no_grad():
         torch.testing.assert_close(model.forward_features(small_input()), expected[-1])
     assert_same_stages(ours, expected)
+
+
+@pytest.mark.parametrize('name', ['resnet50d', 'resnext50d_32x4d'])
+def test_timm_resnet_d_safetensors_give_timm_features(tmp_path, name):
+    """Deep stem + avg-down shortcuts, from the .safetensors file timm's hub weights come in."""
+    model = randomize_bn(timm.create_model(name, pretrained=False)).eval()
+    save_file(model.state_dict(), str(tmp_path / f'{name}.safetensors'))
+    state_dict = convert('timm', read_checkpoint(str(tmp_path / f'{name}.safetensors')))
+    arch = infer_arch(state_dict)
+    assert arch == ARCHS[name]
+    assert 'stem.7.running_var' in state_dict and 'layer2.0.downsample.1.weight' in state_dict
+    assert not any(k.startswith(('conv1.', 'bn1.', 'fc.')) for k in state_dict)
+    ours = ResNeXt(**arch)
+    ours.load_state_dict(state_dict, strict=True)
+    expected = reference_stages(model, small_input())
+    with torch.no_grad():
+        torch.testing.assert_close(model.forward_features(small_input()), expected[-1])
+    assert_same_stages(ours.eval(), expected)
+
+
+def test_mmpretrain_resnet_v1d_gives_mmdets_features():
+    """mmpretrain's ResNetV1d shares mmdet's keys (stem.*, downsample.1/2): backbone.* next to
+    head.fc.*, as an mmpretrain classifier checkpoint holds it."""
+    reference = randomize_bn(MMDetResNetV1d(depth=50))
+    reference.eval()
+    checkpoint = {'meta': {}, 'state_dict': {
+        **{f'backbone.{k}': v for k, v in reference.state_dict().items()},
+        'head.fc.weight': torch.randn(1000, 2048), 'head.fc.bias': torch.zeros(1000)}}
+    state_dict = convert('mmpretrain', checkpoint)
+    arch = infer_arch(state_dict)
+    assert arch == ARCHS['resnet50d']
+    ours = ResNeXt(**arch)
+    ours.load_state_dict(state_dict, strict=True)
+    with torch.no_grad():
+        expected = reference(small_input())
+    assert_same_stages(ours.eval(), expected)
+
+
+def test_deep_stem_mismatches_are_named():
+    resnet_d = timm.create_model('resnet50d').state_dict()
+    with pytest.raises(WeightsError, match=r"timm's layout.*convert\('timm'"):
+        infer_arch(resnet_d)  # not renamed
+    state_dict = convert('timm', resnet_d)
+    with pytest.raises(WeightsError) as info:
+        verify_against(state_dict, dict(depth=50, groups=1, deep_stem=False, avg_down=False))
+    assert str(info.value).endswith('deep_stem: checkpoint has True, config asks for False; '
+                                    'avg_down: checkpoint has True, config asks for False')
+    with pytest.raises(WeightsError, match='deep stem of widths 24/32/64.*tiered'):
+        convert('timm', timm.create_model('resnet50t').state_dict())
 
 
 def test_half_precision_weights_without_bn_counters_load_as_float32():
@@ -161,20 +222,25 @@ def test_refuses_detector_without_backbone():
         convert('mmdet', {'state_dict': {'neck.fpn_convs.0.conv.weight': torch.zeros(1)}})
 
 
+@pytest.mark.parametrize('suffix', ['.pth', '.safetensors'])
 @pytest.mark.parametrize('content', [b'not a checkpoint' * 8, 'truncated', b''])
-def test_refuses_unreadable_files(tmp_path, content):
-    path = tmp_path / 'bad.pth'
+def test_refuses_unreadable_files(tmp_path, content, suffix):
+    path = tmp_path / f'bad{suffix}'
     if content == 'truncated':
-        torch.save({'w': torch.zeros(100)}, path)
+        if suffix == '.pth':
+            torch.save({'w': torch.zeros(100)}, path)
+        else:
+            save_file({'w': torch.zeros(100)}, str(path))
         content = path.read_bytes()[:200]
     path.write_bytes(content)
-    with pytest.raises(WeightsError, match=f'{path}: not a readable PyTorch checkpoint'):
+    what = 'PyTorch checkpoint' if suffix == '.pth' else 'safetensors file'
+    with pytest.raises(WeightsError, match=f'^{path}: not a readable {what} '):
         read_checkpoint(str(path))
 
 
 def run_tools(*arg_lists):
-    """Run convert_weights.py once per argument list, concurrently (each run spends seconds
-    importing torch and mmdet); return their CompletedProcess-like results."""
+    """Run convert_weights.py once per argument list as real processes, concurrently (each
+    spends seconds importing torch and mmdet); return (process, stdout, stderr) per run."""
     tool = str(ROOT / 'tools' / 'convert_weights.py')
     procs = [subprocess.Popen([sys.executable, tool, *args], cwd=ROOT, text=True,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -183,20 +249,91 @@ def run_tools(*arg_lists):
 
 
 def test_cli_converts_and_refuses(tmp_path):
+    """As a process: exactly the path given, both hashes, and one error line for a checkpoint
+    that is not the --arch asked for (here ResNet-D weights for a 7x7-stem config)."""
     src = tmp_path / 'tv.pth'
     torch.save(torchvision.models.resnext50_32x4d().state_dict(), src)
+    timm_src = tmp_path / 'resnext50d_32x4d.safetensors'
+    save_file(timm.create_model('resnext50d_32x4d').state_dict(), str(timm_src))
     out_dir = tmp_path / 'out'
     (ok, ok_out, ok_err), (wrong, _, wrong_err) = run_tools(
         ['torchvision', str(src), str(out_dir / 'x50.pth'), '--arch', '50,32,4'],
-        ['torchvision', str(src), str(out_dir / 'x50_64x4d.pth'), '--arch', '50,64,4'])
+        ['timm', str(timm_src), str(out_dir / 'x50d_plain.pth'), '--arch', '50,32,4'])
 
     assert ok.returncode == 0, ok_err
-    written = list(out_dir.glob('x50-*.pth'))
-    assert len(written) == 1 and str(written[0]) in ok_out
-    assert 'depth=50 groups=32 base_width=4' in ok_out
+    path = out_dir / 'x50.pth'
+    first, second = ok_out.splitlines()
+    assert first == (f'{path}: depth=50 groups=32 base_width=4 base_channels=64 '
+                     f'stem_channels=64 deep_stem=False avg_down=False')
+    saved = torch.load(path, map_location='cpu', weights_only=True)
+    assert saved['meta']['sha256'] == weights_sha256(saved['state_dict'])
+    assert second == (f"sha256: weights {saved['meta']['sha256']} (meta['sha256']), "
+                      f'file {file_sha256(str(path))}')
 
     assert wrong.returncode == 2
     assert wrong_err.startswith('error:') and len(wrong_err.splitlines()) == 1
-    assert 'groups: checkpoint has 32, config asks for 64' in wrong_err
-    assert 'Traceback' not in wrong_err
-    assert [p.name for p in out_dir.iterdir()] == [written[0].name]  # nothing else written
+    assert wrong_err == ('error: checkpoint does not match the expected architecture: '
+                         'deep_stem: checkpoint has True, config asks for False; '
+                         'avg_down: checkpoint has True, config asks for False\n')
+    assert [p.name for p in out_dir.iterdir()] == ['x50.pth']  # nothing else written
+
+
+def test_cli_output_names_and_refusals(tmp_path, run_cli):
+    src = tmp_path / 'tv.pth'
+    tv = torchvision.models.resnext50_32x4d()
+    torch.save(tv.state_dict(), src)
+    timm_src = tmp_path / 'resnext50d_32x4d.safetensors'
+    save_file(timm.create_model('resnext50d_32x4d').state_dict(), str(timm_src))
+    out = tmp_path / 'out'
+
+    # ResNet-D: the flags printed, and the options a config needs for them
+    d = run_cli('convert_weights.py', 'timm', timm_src, out / 'x50d.pth', '--arch', '50,32,4,d')
+    assert d.returncode == 0, d.stderr
+    assert d.stdout.splitlines()[0] == (
+        f'{out / "x50d.pth"}: depth=50 groups=32 base_width=4 base_channels=64 '
+        f'stem_channels=64 deep_stem=True avg_down=True')
+    assert d.stdout.splitlines()[2] == (
+        "not the stem the configs here build: train with --cfg-options "
+        "model.backbone.deep_stem=True model.backbone.avg_down=True (or set them in the "
+        "config's backbone)")
+    wrong = run_cli('convert_weights.py', 'timm', timm_src, out / 'x.pth', '--arch', '50,64,4,d')
+    assert wrong.returncode == 2
+    assert wrong.stderr.splitlines() == ['error: checkpoint does not match the expected '
+                                         'architecture: groups: checkpoint has 32, config asks '
+                                         'for 64']
+    assert run_cli('convert_weights.py', 'timm', timm_src, out / 'x.pth', '--arch',
+                   '50,32,4,e').returncode == 2  # no such variant: argparse's usage error
+
+    # the same content again is fine: nothing rewritten
+    first = run_cli('convert_weights.py', 'torchvision', src, out / 'x50.pth')
+    again = run_cli('convert_weights.py', 'torchvision', src, out / 'x50.pth')
+    assert first.returncode == again.returncode == 0, first.stderr + again.stderr
+    assert again.stdout.splitlines()[0].endswith('(unchanged: it already held exactly this)')
+    assert again.stdout.splitlines()[1] == first.stdout.splitlines()[1]
+
+    # never over other content without --force, which replaces it
+    (out / 'taken.pth').write_bytes(b'my own weights')
+    taken = run_cli('convert_weights.py', 'torchvision', src, out / 'taken.pth')
+    assert taken.returncode == 2 and taken.stdout == ''
+    assert taken.stderr == (f'error: {out / "taken.pth"} already exists with different content; '
+                            f'not overwriting it: pass --force to overwrite it, or give another '
+                            f'output path\n')
+    assert (out / 'taken.pth').read_bytes() == b'my own weights'
+    forced = run_cli('convert_weights.py', 'torchvision', src, out / 'taken.pth', '--force')
+    assert forced.returncode == 0, forced.stderr
+    assert forced.stdout.splitlines()[0].endswith('(replaced the previous file)')
+    assert file_sha256(str(out / 'taken.pth')) == file_sha256(str(out / 'x50.pth'))
+    (out / 'dir.pth').mkdir()
+    directory = run_cli('convert_weights.py', 'torchvision', src, out / 'dir.pth', '--force')
+    assert directory.returncode == 2
+    assert directory.stderr.startswith(f'error: {out / "dir.pth"} is a directory')
+
+    # --publish: mmdet's publish_model name, the file's own sha256[:8]
+    pub = run_cli('convert_weights.py', 'torchvision', src, out / 'pub.pth', '--publish')
+    assert pub.returncode == 0, pub.stderr
+    published = next(out.glob('pub-*.pth'))
+    assert published.name == f'pub-{file_sha256(str(published))[:8]}.pth'
+    assert pub.stdout.startswith(f'{published}: depth=50 ')
+
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        ['x50d.pth', 'x50.pth', 'taken.pth', 'dir.pth', published.name])  # no temp files
