@@ -1,0 +1,4 @@
+# ResNeXt-50 2x40d on ImageNet-1K, the paper's recipe: the cardinality ablation at ResNet-50's
+# complexity (paper Table 3: top-1 error 23.0). d from resnext_det.analysis.cardinality.
+_base_ = './resnet50_8xb32_in1k.py'
+model = dict(backbone=dict(groups=2, base_width=40))
