@@ -3,15 +3,25 @@ ResNeXt-50 on the classification crops, export its backbone, train Faster R-CNN 
 evaluate with COCO metrics, draw predictions, print the table.
 
     python tools/demo.py [--work-dir work_dirs/demo] [--compare] [--scratch] [--fast]
+                         [--seeds 0,1,2] [--ablate] [--dry-run]
 
 --compare  also runs the slim ResNet-50 of the same depth and prints both side by side;
 --scratch  also trains the detector from scratch, to show what pretraining brings;
 --fast     also trains the ResNeXt detector on the fast path (same export), to show that it
-           learns as well as the plain path.
+           learns as well as the plain path;
+--seeds    the comparison (slim X-50 8x4d against slim R-50), whole, once per seed: pretraining,
+           export, detection, evaluation; prints per-seed results, means, standard deviations
+           and the paired difference X - R with its 95% confidence interval, both backbones'
+           parameters and FLOPs, and writes WORK_DIR/compare_seeds.json;
+--ablate   instead, the paper's cardinality ablation at demo scale: the slim templates of equal
+           complexity 1x16d (ResNet), 2x10d, 4x6d, 8x3d, 32x1d (resnext_det/analysis/
+           cardinality.py), same statistics against 1x16d, WORK_DIR/ablation_seeds.json;
+--dry-run  print the commands instead of running them.
 Every step is one of the project's own CLIs, run as a user would run it.
 """
 import argparse
 import glob
+import json
 import os.path as osp
 import subprocess
 import sys
@@ -28,18 +38,139 @@ ARCHS = {
                       'configs/demo/faster_rcnn_x50_8x4d_slim_demo.py'),
 }
 FAST = {'x50_8x4d_slim': 'configs/demo/faster_rcnn_x50_8x4d_slim_pretrained_fast_demo.py'}
+LABELS = {'r50_slim': 'R-50 slim', 'x50_8x4d_slim': 'X-50 8x4d slim'}
+ABLATION_CARDINALITIES = (1, 2, 4, 8, 32)
+# the demo's image sizes: classification crops and detection images
+CLS_SIZE, DET_SIZE = 64, 192
+DRY_RUN = False
 
 
 def run(step, args):
     print(f'\n==> {step}: {" ".join(args)}', flush=True)
+    if DRY_RUN:
+        return
     start = time.time()
     subprocess.run([sys.executable, *args], cwd=ROOT, check=True)
     print(f'==> {step} done in {time.time() - start:.0f}s', flush=True)
 
 
 def last_checkpoint(work_dir):
+    if DRY_RUN:
+        return osp.join(work_dir, 'epoch_N.pth')
     with open(osp.join(work_dir, 'last_checkpoint')) as f:  # written by mmengine
         return f.read().strip()
+
+
+def best_classifier(cls_dir):
+    if DRY_RUN:
+        return osp.join(cls_dir, 'best_accuracy_top1_epoch_N.pth')
+    return sorted(glob.glob(osp.join(cls_dir, 'best_accuracy_top1_epoch_*.pth')))[-1]
+
+
+def pretrain_and_detect(name, cls_config, det_config, root, options=()):
+    """Pretrain, export, train the detector from the export, evaluate: (cls dir, det dir)."""
+    cls_dir = osp.join(root, f'{name}_cls')
+    with_options = ['--cfg-options', *options] if options else []
+    run(f'pretrain {name}', ['tools/train.py', cls_config, '--work-dir', cls_dir, *with_options])
+    backbone = osp.join(root, 'backbones', f'{name}.pth')
+    # --force: a rerun pretrains again and replaces its own previous export
+    run(f'export {name}', ['tools/export_backbone.py', best_classifier(cls_dir), backbone,
+                           '--force'])
+    det_dir = detect(name, det_config, osp.join(root, name),
+                     ['--cfg-options', f'model.backbone.init_cfg.checkpoint={backbone}',
+                      *options])
+    return cls_dir, det_dir
+
+
+def experiment_variants(ablate):
+    """(name, label, classification config, detection config, backbone --cfg-options)."""
+    if not ablate:
+        return [(name, LABELS[name], ARCHS[name][0], ARCHS[name][1], [])
+                for name in ('r50_slim', 'x50_8x4d_slim')]
+    from resnext_det.analysis.cardinality import DEMO_BASE_CHANNELS, backbone_kwargs
+    cls_config, det_config, _ = ARCHS['x50_8x4d_slim']
+    out = []
+    for c in ABLATION_CARDINALITIES:
+        kwargs = backbone_kwargs(50, c, DEMO_BASE_CHANNELS)
+        width = kwargs['base_width'] if c > 1 else DEMO_BASE_CHANNELS
+        options = [f'model.backbone.groups={c}',
+                   f"model.backbone.base_width={kwargs['base_width']}"]
+        out.append((f'x50_{c}x{width}d_slim', f'{c}x{width}d' + (' (ResNet)' if c == 1 else ''),
+                    cls_config, det_config, options))
+    return out
+
+
+def complexity(variant):
+    """Backbone parameters and FLOPs of a variant at the demo's two input sizes."""
+    from resnext_det.analysis.cardinality import config_backbone_complexity
+    _, _, cls_config, _, options = variant
+    cfg_options = {o.split('=')[0]: int(o.split('=')[1]) for o in options}
+    stats = {size: config_backbone_complexity(osp.join(ROOT, cls_config), size, cfg_options)
+             for size in (CLS_SIZE, DET_SIZE)}
+    return dict(params=stats[CLS_SIZE]['params'],
+                **{f'mflops_{size}': stats[size]['flops'] / 1e6 for size in stats})
+
+
+def run_seeds(args, seeds):
+    """The comparison (or the ablation) once per seed, then the statistics over seeds."""
+    variants = experiment_variants(args.ablate)
+    dirs = {v[1]: {} for v in variants}
+    for seed in seeds:
+        root = osp.join(args.work_dir, f'seed{seed}')
+        for name, label, cls_config, det_config, options in variants:
+            dirs[label][seed] = pretrain_and_detect(
+                name, cls_config, det_config, root, [*options, f'randomness.seed={seed}'])
+    if DRY_RUN:
+        return
+    det_dirs = [dirs[v[1]][s][1] for s in seeds for v in variants]
+    run('curves', ['tools/compare_results.py', *det_dirs, '--plot',
+                   osp.join(args.work_dir, 'curves_seeds.png')])
+    report = seeds_report(variants, seeds, dirs)
+    path = osp.join(args.work_dir, 'ablation_seeds.json' if args.ablate else 'compare_seeds.json')
+    from resnext_det.utils.atomic import atomic_write
+    atomic_write(path, json.dumps(report, indent=2))
+    print(f'\n{report["table"]}\n\nbackbones (no fc): ' + '; '.join(
+        f"{label}: {c['params']:,} params, {c['mflops_64']:.1f} MFLOPs at 64x64, "
+        f"{c['mflops_192']:.1f} at 192x192" for label, c in report['complexity'].items()))
+    for line in report['notes']:
+        print(line)
+    print(f'written to {path}')
+
+
+def seeds_report(variants, seeds, dirs):
+    """Per-seed metrics, summary statistics, complexity and power of a multi-seed run."""
+    from resnext_det.analysis.results import best_logged
+    from resnext_det.analysis.statistics import (
+        format_markdown,
+        metrics_from_work_dir,
+        seeds_needed,
+        summarize,
+    )
+    runs = {label: {seed: dict(metrics_from_work_dir(det_dir),
+                               top1=best_logged(cls_dir, 'accuracy/top1'))
+                    for seed, (cls_dir, det_dir) in per_seed.items()}
+            for label, per_seed in dirs.items()}
+    baseline = variants[0][1]
+    summary = summarize(runs, baseline=baseline, metrics=['top1', 'AP', 'AP50', 'AP75'])
+    notes = []
+    for label in summary.models[1:]:
+        d = summary.diffs['AP50'][label]
+        if d.ci is not None and d.sd > 0:
+            notes.append(f'{label} - {baseline}: AP@0.5 {d.mean:+.1f} (sd of the paired '
+                         f'difference {d.sd:.2f}); seeds needed to detect +2.0 AP@0.5 '
+                         f'(the paper\'s gain) with 80% power at this spread: '
+                         f'{seeds_needed(2.0, d.sd)}')
+    return dict(
+        seeds=list(seeds), baseline=baseline, runs=runs,
+        stats={k: {m: {key: v[key] for key in ('n', 'mean', 'sd')}
+                   for m, v in per_model.items()} for k, per_model in summary.stats.items()},
+        differences={k: {m: dict(mean=d.mean, sd=d.sd, ci=d.ci, p_value=d.p_value,
+                                 reason=d.reason)
+                         for m, d in per_model.items()} for k, per_model in summary.diffs.items()},
+        complexity={v[1]: complexity(v) for v in variants},
+        table=format_markdown(summary), notes=notes,
+        work_dirs={label: {str(s): list(d) for s, d in per_seed.items()}
+                   for label, per_seed in dirs.items()})
 
 
 def detect(name, config, work_dir, extra=()):
@@ -49,7 +180,18 @@ def detect(name, config, work_dir, extra=()):
     return work_dir
 
 
-def main():
+def parse_seeds(text):
+    try:
+        seeds = [int(s) for s in text.split(',')]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f'{text!r} is not a comma-separated list of integer '
+                                         'seeds, e.g. 0,1,2') from None
+    if len(set(seeds)) != len(seeds):
+        raise argparse.ArgumentTypeError(f'{text!r} repeats a seed')
+    return seeds
+
+
+def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--work-dir', default='work_dirs/demo')
     parser.add_argument('--compare', action='store_true',
@@ -58,9 +200,20 @@ def main():
                         help='also train the detector from scratch (no pretraining)')
     parser.add_argument('--fast', action='store_true',
                         help='also train the ResNeXt detector on the fast path')
-    args = parser.parse_args()
+    parser.add_argument('--seeds', type=parse_seeds, metavar='S,S,...',
+                        help='run the comparison (or --ablate) once per seed, with statistics')
+    parser.add_argument('--ablate', action='store_true',
+                        help='the cardinality ablation at demo scale (seeds: --seeds, default 0)')
+    parser.add_argument('--dry-run', action='store_true', help='print the commands only')
+    args = parser.parse_args(argv)
+    global DRY_RUN
+    DRY_RUN = args.dry_run
     start = time.time()
     run('demo data', ['tools/make_demo_data.py', '--out', 'data/demo'])
+    if args.seeds or args.ablate:
+        run_seeds(args, args.seeds or [0])
+        print(f'\nfinished in {(time.time() - start) / 60:.1f} min')
+        return
     names = list(ARCHS) if args.compare else ['x50_8x4d_slim']
     work_dirs = []
     for name in names:

@@ -49,3 +49,25 @@ def load_run(work_dir):
                             **metrics))
     name = osp.splitext(osp.basename(results['config']))[0]
     return dict(work_dir=work_dir, name=name, metrics=results['metrics'], history=history)
+
+
+def best_logged(work_dir, key='accuracy/top1'):
+    """The best (largest) value of a validation metric logged in a training work dir, e.g. the
+    classifier's top-1 that ``CheckpointHook(save_best=...)`` picked; None if never logged."""
+    best = None
+    for path in glob.glob(osp.join(work_dir, '*', 'vis_data', 'scalars.json')):
+        with open(path) as f:
+            for line in f:
+                if line.strip():
+                    value = json.loads(line).get(key)
+                    if value is not None and (best is None or value > best):
+                        best = float(value)
+    return best
+
+
+def group_runs(runs):
+    """Runs (``load_run`` dicts) grouped by name in first-seen order: the seeds of one model."""
+    groups = {}
+    for run in runs:
+        groups.setdefault(run['name'], []).append(run)
+    return groups
