@@ -3,7 +3,9 @@
     python tools/compare_results.py WORK_DIR_A WORK_DIR_B ... [--plot curves.png]
 
 Each work dir needs the test_results.json that tools/test.py writes. The first run is the
-baseline (e.g. ResNet-50); the paper's ResNeXt-50 gain is +2.1 AP@0.5.
+baseline (e.g. ResNet-50); the paper's ResNeXt-50 gain is +2.1 AP@0.5. Runs of the same config
+(several seeds: `tools/demo.py --seeds` leaves WORK_DIR/seed*/NAME) are also summarised as one
+model, mean ± sd over its runs, and plotted as the mean curve with the min-max band.
 """
 import warnings
 
@@ -14,7 +16,7 @@ warnings.filterwarnings('ignore', message='pkg_resources is deprecated', categor
 
 import argparse
 
-from resnext_det.analysis.results import MODEL_ZOO_BOX_AP, PAPER_AP50_GAIN, load_run
+from resnext_det.analysis.results import MODEL_ZOO_BOX_AP, PAPER_AP50_GAIN, group_runs, load_run
 from resnext_det.engine import exit_with_error
 
 COLUMNS = (('AP', 'bbox_mAP'), ('AP@0.5', 'bbox_mAP_50'), ('AP@0.75', 'bbox_mAP_75'),
@@ -42,18 +44,42 @@ def print_table(runs):
           f'{PAPER_AP50_GAIN:+.1f} AP@0.5 at equal complexity.')
 
 
+def print_group_table(groups):
+    """Mean ± sd of each model over its runs (seeds)."""
+    print('\n| model (runs) | ' + ' | '.join(c for c, _ in COLUMNS[:3]) + ' |')
+    print('|---' * 4 + '|')
+    for name, runs in groups.items():
+        cells = []
+        for _, key in COLUMNS[:3]:
+            values = [metric(run, key) for run in runs]
+            mean = sum(values) / len(values)
+            sd = (sum((v - mean)**2 for v in values) / (len(values) - 1))**0.5
+            cells.append(f'{mean:.1f} ± {sd:.1f}')
+        print(f"| {name} ({len(runs)}) | {' | '.join(cells)} |")
+
+
+def mean_curve(runs, key):
+    """Epochs and the mean, min and max of ``key`` over the runs at the epochs all runs have."""
+    per_run = [{h['epoch']: h[key] for h in run['history'] if key in h} for run in runs]
+    epochs = sorted(set.intersection(*(set(r) for r in per_run)))
+    values = [[r[e] for r in per_run] for e in epochs]
+    return (epochs, [sum(v) / len(v) for v in values], [min(v) for v in values],
+            [max(v) for v in values])
+
+
 def plot(runs, path):
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
     fig, (ax_ap, ax_loss) = plt.subplots(1, 2, figsize=(10, 4))
-    for run in runs:
-        validated = [h for h in run['history'] if 'coco/bbox_mAP_50' in h]
-        ax_ap.plot([h['epoch'] for h in validated],
-                   [100 * h['coco/bbox_mAP_50'] for h in validated], marker='o',
-                   label=run['name'])
-        epochs = [h['epoch'] for h in run['history']]
-        ax_loss.plot(epochs, [h['loss'] for h in run['history']], marker='o', label=run['name'])
+    for name, group in group_runs(runs).items():
+        label = name if len(group) == 1 else f'{name} (mean of {len(group)}, min-max)'
+        for ax, key, scale in ((ax_ap, 'coco/bbox_mAP_50', 100), (ax_loss, 'loss', 1)):
+            epochs, mean, low, high = mean_curve(group, key)
+            line, = ax.plot(epochs, [scale * v for v in mean], marker='o', label=label)
+            if len(group) > 1:
+                ax.fill_between(epochs, [scale * v for v in low], [scale * v for v in high],
+                                color=line.get_color(), alpha=0.2)
     ax_ap.set(xlabel='epoch', ylabel='val bbox AP@0.5', title='AP@0.5 per epoch')
     ax_loss.set(xlabel='epoch', ylabel='mean train loss', title='loss per epoch')
     for ax in (ax_ap, ax_loss):
@@ -74,6 +100,9 @@ def main(argv=None):
     except FileNotFoundError as e:
         exit_with_error(e)
     print_table(runs)
+    groups = group_runs(runs)
+    if any(len(group) > 1 for group in groups.values()):
+        print_group_table(groups)
     if args.plot:
         plot(runs, args.plot)
 

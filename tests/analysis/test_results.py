@@ -45,3 +45,17 @@ def test_missing_results_name_the_fix(tmp_path):
                            str(tmp_path)], capture_output=True, text=True)
     assert proc.returncode == 2 and 'tools/test.py' in proc.stderr
     assert 'Traceback' not in proc.stderr
+
+
+def test_seeds_of_one_config_are_summarised_and_plotted_with_spread(tmp_path):
+    for seed, (ap50, losses) in enumerate([(0.58, [1.0, 0.8]), (0.62, [1.2, 0.6])]):
+        fake_run(tmp_path / f'seed{seed}' / 'r50', 'faster_rcnn_r50_fpn', 0.37, ap50, losses)
+        fake_run(tmp_path / f'seed{seed}' / 'x50', 'faster_rcnn_x50_32x4d_fpn', 0.39, 0.6, losses)
+    plot = tmp_path / 'curves.png'
+    out = subprocess.run(
+        [sys.executable, str(ROOT / 'tools' / 'compare_results.py'),
+         *[str(tmp_path / f'seed{s}' / m) for s in (0, 1) for m in ('r50', 'x50')],
+         '--plot', str(plot)], capture_output=True, text=True, check=True).stdout
+    row = next(line for line in out.splitlines() if line.startswith('| faster_rcnn_r50_fpn (2)'))
+    assert '| 37.0 ± 0.0 | 60.0 ± 2.8 |' in row  # mean ± sample sd over the two seeds
+    assert plot.read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
