@@ -14,6 +14,7 @@ import contextlib
 import os
 import os.path as osp
 import shutil
+from pathlib import Path
 from typing import Dict, Iterator, Optional
 
 from mmengine.hooks import Hook
@@ -39,7 +40,7 @@ def _snapshot(work_dir: str) -> Optional[Dict[str, Optional[bytes]]]:
     dumps, ``*.py``); None when it does not exist."""
     if not osp.isdir(work_dir):
         return None
-    return {name: (open(osp.join(work_dir, name), 'rb').read()
+    return {name: (Path(work_dir, name).read_bytes()
                    if name.endswith('.py') and osp.isfile(osp.join(work_dir, name)) else None)
             for name in os.listdir(work_dir)}
 
@@ -55,12 +56,8 @@ def _restore(work_dir: str, before: Optional[Dict[str, Optional[bytes]]]) -> Non
         else:
             os.remove(path)
     for name, content in before.items():
-        if content is not None:
-            with open(osp.join(work_dir, name), 'rb') as f:
-                unchanged = f.read() == content
-            if not unchanged:
-                with open(osp.join(work_dir, name), 'wb') as f:
-                    f.write(content)
+        if content is not None:  # a config dump the runner may have overwritten
+            Path(work_dir, name).write_bytes(content)
 
 
 @contextlib.contextmanager
