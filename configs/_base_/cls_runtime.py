@@ -23,7 +23,10 @@ default_hooks = dict(
 env_cfg = dict(
     cudnn_benchmark=True,
     mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),
-    dist_cfg=dict(backend='nccl'))
+    # collective timeout in seconds (1800 s = 30 min, torch's default, stated to be lowered): a
+    # rank that dies, hangs or is stopped makes the others give up after it, and
+    # tools/dist_train.sh ends the job naming the rank (docs/reliability.md)
+    dist_cfg=dict(backend='nccl', timeout=1800))
 vis_backends = [dict(type='LocalVisBackend')]
 visualizer = dict(type='Visualizer', vis_backends=vis_backends)
 log_processor = dict(window_size=100, by_epoch=True)

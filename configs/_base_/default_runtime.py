@@ -13,3 +13,7 @@ custom_hooks = [
 ]
 # checkpoints are written all-or-nothing (temporary file + rename), never truncated by a kill
 default_hooks = dict(checkpoint=dict(backend_args=dict(backend='resnext_det.atomic_local')))
+# a rank that dies, hangs or is stopped leaves the others waiting in a collective: they give up
+# after this many seconds (1800 s = 30 min, torch's own default, stated here so that it can be
+# lowered) and tools/dist_train.sh ends the job naming the rank (docs/reliability.md)
+env_cfg = dict(dist_cfg=dict(timeout=1800))

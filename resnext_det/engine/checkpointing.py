@@ -118,19 +118,100 @@ class TensorOnlyCheckpointHook(Hook):
 @HOOKS.register_module()
 class RandomStateHook(Hook):
     """Save the torch, numpy and python RNG states with each checkpoint and restore them on
-    resume (the data pipeline's flips, the detectors' RoI samplers draw from them)."""
+    resume (the data pipeline's flips, the detectors' RoI samplers draw from them).
 
-    def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
-        checkpoint['random_state'] = dict(
+    Validation is kept out of the training's random streams: the states are put back after
+    it (its data loader draws a seed from torch's generator), so the epoch after a checkpoint
+    starts from the states in that checkpoint whether or not the run validated in between.
+
+    In a distributed run every rank draws its own numbers (other images, other RoI samples),
+    but only rank 0 writes the checkpoint (mmengine calls ``before_save_checkpoint`` there
+    alone). So at each point where ``CheckpointHook`` may save (end of a train epoch, of a
+    validation, or an iteration it saves at), before it (this hook's priority is higher), every
+    rank's states are gathered (one ``all_gather_object``) and rank 0 writes them all, its own
+    taken at the save, under ``random_state['ranks']``; on resume each rank restores its own.
+    The top-level entries stay rank 0's, as in a single-process checkpoint.
+    """
+
+    def __init__(self) -> None:
+        self._gathered = None  # every rank's states, gathered for the next save
+        self._training = None  # the training's states while a validation runs
+
+    @staticmethod
+    def _current_state() -> dict:
+        return dict(
             torch=torch.get_rng_state(),
             numpy=list(np.random.get_state()),
             python=list(random.getstate()))
+
+    @staticmethod
+    def _restore(state: dict) -> None:
+        torch.set_rng_state(state['torch'])
+        np.random.set_state(tuple(state['numpy']))
+        version, internal, gauss = state['python']
+        random.setstate((version, tuple(internal), gauss))
+
+    def _state(self) -> dict:
+        """The states training continues with (during a validation: those from before it)."""
+        return self._training if self._training is not None else self._current_state()
+
+    def _gather(self) -> None:
+        from mmengine.dist import all_gather_object, get_world_size
+        if get_world_size() > 1:
+            self._gathered = all_gather_object(self._state())
+
+    @staticmethod
+    def _saves_after_this_iter(runner) -> bool:
+        from mmengine.hooks import CheckpointHook
+        return any(
+            isinstance(h, CheckpointHook) and not h.by_epoch and (
+                h.every_n_train_iters(runner, h.interval, getattr(h, 'save_begin', 0))
+                or (h.save_last and h.is_last_train_iter(runner)))
+            for h in runner.hooks)
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None) -> None:
+        from mmengine.dist import get_world_size
+        if get_world_size() > 1 and self._saves_after_this_iter(runner):
+            self._gather()
+
+    def after_train_epoch(self, runner) -> None:
+        self._gather()
+
+    def before_val(self, runner) -> None:
+        self._training = self._current_state()
+
+    def after_val_epoch(self, runner, metrics=None) -> None:
+        self._gather()  # for a best checkpoint (save_best)
+
+    def after_val(self, runner) -> None:
+        if self._training is not None:
+            self._restore(self._training)
+            self._training = None
+
+    def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
+        from mmengine.dist import get_rank
+        own = self._state()
+        checkpoint['random_state'] = dict(own)
+        if self._gathered is not None:
+            ranks = list(self._gathered)
+            ranks[get_rank()] = own
+            checkpoint['random_state']['ranks'] = ranks
+            self._gathered = None
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
         state = checkpoint.get('random_state')
         if not state or not runner._resume:  # weights-only loads (load_from) keep the seed
             return
-        torch.set_rng_state(state['torch'])
-        np.random.set_state(tuple(state['numpy']))
-        version, internal, gauss = state['python']
-        random.setstate((version, tuple(internal), gauss))
+        from mmengine.dist import get_dist_info
+        rank, world_size = get_dist_info()
+        ranks = state.get('ranks') or [state]
+        if len(ranks) == world_size:
+            state = ranks[rank]
+        else:
+            runner.logger.warning(
+                f'the checkpoint holds the random states of {len(ranks)} process(es), this run '
+                f'has {world_size}: each rank continues from the first one\'s, so the resumed '
+                'run will not repeat the uninterrupted one exactly (resume with as many '
+                'processes as were saved for that)')
+            state = ranks[0]
+        self._restore(state)

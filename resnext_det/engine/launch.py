@@ -1,10 +1,12 @@
 """What tools/train.py and tools/test.py share: loading a config as mmdet's tools do, and
 checking the inputs a run needs before any worker starts, so a missing file is one clear line
 instead of a traceback from deep inside a dataloader worker."""
+import atexit
+import datetime
 import os
 import os.path as osp
 import sys
-from typing import NoReturn
+from typing import NoReturn, Optional
 
 import torch
 from mmengine.config import Config, DictAction
@@ -61,22 +63,52 @@ def load_config(path, cfg_options=None, launcher='none', work_dir=None) -> Confi
     return cfg
 
 
+def dist_timeout(cfg) -> Optional[datetime.timedelta]:
+    """The collective timeout of a distributed run, `env_cfg.dist_cfg.timeout` in seconds (what
+    mmengine's `init_dist` takes and converts itself), as the `timedelta` that
+    `init_process_group` wants; None when the config sets none (torch's default, 30 min).
+
+    A rank that dies, hangs or is stopped leaves the others waiting in a collective: after this
+    long they raise instead of waiting, and the launcher (tools/dist_train.sh) ends the job.
+    """
+    timeout = ((cfg.get('env_cfg') or {}).get('dist_cfg') or {}).get('timeout')
+    if timeout is None or isinstance(timeout, datetime.timedelta):
+        return timeout
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
+        raise UserInputError(f'env_cfg.dist_cfg.timeout={timeout!r}: give the collective timeout '
+                             'in seconds, a number > 0 (e.g. 1800)')
+    return datetime.timedelta(seconds=timeout)
+
+
 def setup_cpu_distributed(cfg) -> None:
     """Let `--launcher pytorch` run on CPU-only machines (tests, CI, laptops).
 
     mmengine assumes GPUs for distributed runs: it calls `torch.cuda.set_device` and hands
     `device_ids=[LOCAL_RANK]` to DDP, which refuses device ids for CPU modules. On a machine
-    without CUDA we start the gloo process group ourselves (mmengine then skips its own init)
-    and ask for mmengine's own DDP wrapper with `device_ids=None`: the runner fills
-    `device_ids` only when `model_wrapper_cfg` leaves it out.
+    without CUDA we start the gloo process group ourselves (mmengine then skips its own init,
+    so we pass the configured collective timeout, `env_cfg.dist_cfg.timeout`, ourselves) and ask
+    for mmengine's own DDP wrapper with `device_ids=None`: the runner fills `device_ids` only
+    when `model_wrapper_cfg` leaves it out.
     """
-    if cfg.launcher == 'none' or torch.cuda.is_available():
+    if cfg.launcher == 'none':
+        return
+    timeout = dist_timeout(cfg)  # a bad value is one error line on GPUs too
+    if torch.cuda.is_available():
         return
     if cfg.launcher != 'pytorch':
         raise UserInputError(f'--launcher {cfg.launcher} needs GPUs; on CPU use torchrun '
                              '(tools/dist_train.sh, --launcher pytorch)')
     if not torch.distributed.is_initialized():
-        torch.distributed.init_process_group(backend='gloo')
+        kwargs = dict(timeout=timeout) if timeout is not None else {}
+        torch.distributed.init_process_group(backend='gloo', **kwargs)
+
+        def destroy_process_group():
+            if torch.distributed.is_initialized():
+                torch.distributed.destroy_process_group()
+
+        # while the interpreter is whole: a gloo group left to its finalization can abort it
+        # (SIGABRT, "terminate called without an active exception") after a finished run
+        atexit.register(destroy_process_group)
     cfg.setdefault('model_wrapper_cfg',
                    dict(type='MMDistributedDataParallel', device_ids=None,
                         broadcast_buffers=False,
