@@ -31,6 +31,7 @@ from resnext_det.engine import (
     parse_cli,
     setup_cpu_distributed,
 )
+from resnext_det.engine.dist_launch import exit_on_collective_failure
 from resnext_det.utils.atomic import atomic_write
 from resnext_det.utils.checkpoint import CheckpointLoadError
 
@@ -73,6 +74,10 @@ def main(argv=None):
         metrics = runner.test()
     except (CheckpointLoadError, DatasetError) as e:
         exit_with_error(e)
+    except RuntimeError as e:
+        # another rank died, hung or was stopped: this one gave up in a collective
+        exit_on_collective_failure(e, 'evaluation')
+        raise
     if is_main_process():
         path = osp.join(cfg.work_dir, 'test_results.json')
         atomic_write(path, json.dumps(dict(config=args.config, checkpoint=args.checkpoint,

@@ -13,9 +13,6 @@ warnings.filterwarnings('ignore', message='pkg_resources is deprecated', categor
 
 import argparse
 import errno
-import logging
-import os
-import sys
 
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
@@ -33,7 +30,7 @@ from resnext_det.engine import (
     parse_cli,
     setup_cpu_distributed,
 )
-from resnext_det.engine.dist_launch import collective_failure, record_collective_failure
+from resnext_det.engine.dist_launch import exit_on_collective_failure
 from resnext_det.engine.startup import rollback_unless_started
 from resnext_det.utils.checkpoint import CheckpointLoadError
 
@@ -108,25 +105,9 @@ def main(argv=None):
     except (UserInputError, NonFiniteLossError, CheckpointLoadError, DatasetError) as e:
         exit_with_error(e)
     except RuntimeError as e:
-        # another rank died, hung or was stopped: this one gave up in a collective after
-        # env_cfg.dist_cfg.timeout; the launcher's last line names the rank (dist_launch.py)
-        gist = collective_failure(e)
-        if gist is None:
-            raise
-        from mmengine.dist import get_rank
-        from mmengine.logging import print_log
-        message = (f'rank {get_rank()}: a collective operation failed ({gist}): another rank '
-                   'died or stopped answering; training stopped')
-        try:
-            if not record_collective_failure(gist):
-                exit_with_error(message)
-            # tools/dist_train.sh's last line names the rank and the checkpoint: log it only
-            print_log(message, logger='current', level=logging.WARNING)
-        finally:  # the process group is broken: its teardown would wait on the dead or
-            logging.shutdown()  # stopped rank, so end without it
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os._exit(2)
+        # another rank died, hung or was stopped: this one gave up in a collective
+        exit_on_collective_failure(e, 'training')
+        raise
     except OSError as e:
         if e.errno not in WRITE_ERRORS:
             raise

@@ -85,6 +85,36 @@ def record_collective_failure(message: str) -> bool:
     return os.environ.get(LAUNCHER_ENV) == '1'
 
 
+def exit_on_collective_failure(exc: BaseException, what: str) -> None:
+    """End this rank at once if ``exc`` is a collective failing because another rank died, hung
+    or was stopped (it gave up after ``env_cfg.dist_cfg.timeout``); return for any other error,
+    which the caller re-raises. ``what`` names the work that stopped ('training', 'evaluation').
+
+    Under tools/dist_*.sh the launcher's last line names the rank to blame: this rank records
+    that it only gave up (its error file) and logs it; otherwise it prints an ``error:`` line.
+    Either way it ends with ``os._exit(2)``: the process group is broken, and its teardown
+    would wait on the dead or stopped rank."""
+    gist = collective_failure(exc)
+    if gist is None:
+        return
+    import logging
+
+    from mmengine.dist import get_rank
+    from mmengine.logging import print_log
+    message = (f'rank {get_rank()}: a collective operation failed ({gist}): another rank died '
+               f'or stopped answering; {what} stopped')
+    try:
+        if record_collective_failure(gist):
+            print_log(message, logger='current', level=logging.WARNING)
+        else:
+            print(f'error: {message}', file=sys.stderr)
+    finally:
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(2)
+
+
 def _proc_stat(pid: int) -> Optional[Tuple[str, int]]:
     """(state, ppid) from /proc/PID/stat; None if the process is gone."""
     try:

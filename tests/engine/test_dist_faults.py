@@ -3,6 +3,7 @@ tools/dist_train.sh: the job stops quickly (within the collective timeout for a 
 one `error:` line naming the rank and the checkpoint to resume from, leaves no process behind,
 and `--resume` with 2 processes ends with exactly the weights of an uninterrupted run (every
 rank's random states are in the checkpoint)."""
+import json
 import os
 import re
 import shlex
@@ -268,7 +269,7 @@ def test_blame_names_the_cause_not_the_ranks_that_gave_up():
     assert blame([timed_out, hung], 30) == (
         'rank 1 (pid 11) hung and did not answer within the 30 s collective timeout '
         '(env_cfg.dist_cfg.timeout); it was terminated (rank 0 gave up: Timed out waiting)')
-    # tools/test.py leaves no error file: a rank found stopped is still the one named
+    # a rank that leaves no error file: one found stopped is still the one named
     stopped = Failure(1, 11, -9, ended=5.1, stopped='T')
     assert blame([Failure(0, 10, 1, ended=5.0), stopped]).startswith(
         'rank 1 (pid 11) was stopped (SIGSTOP/SIGTSTP) and did not answer')
@@ -293,3 +294,42 @@ def test_collective_timeout_is_read_in_seconds_and_checked(repo_root):
     assert dist_timeout(Config(dict(env_cfg=dict()))) is None
     assert collective_failure(RuntimeError('Timed out waiting')) is None  # no process group
 
+
+
+GIVE_UP = """
+import os, sys, torch.distributed as dist
+from resnext_det.engine.dist_launch import exit_on_collective_failure
+os.environ.update(MASTER_ADDR='127.0.0.1', MASTER_PORT=sys.argv[1], RANK='0', WORLD_SIZE='1')
+dist.init_process_group('gloo')
+exit_on_collective_failure(ValueError('not a collective'), 'evaluation')  # returns
+print('returned', flush=True)
+exit_on_collective_failure(RuntimeError(
+    '[../third_party/gloo/gloo/transport/tcp/pair.cc:534] Connection closed by peer '
+    '[127.0.0.1]:4242'), 'evaluation')
+print('not reached', flush=True)
+"""
+
+
+@pytest.mark.parametrize('under_launcher', [False, True])
+def test_a_rank_that_gives_up_on_a_collective_ends_at_once(tmp_path, under_launcher):
+    """What tools/train.py and tools/test.py do when a collective fails because of another
+    rank: alone, one `error:` line; under tools/dist_*.sh, a record in the rank's error file for
+    the launcher's line (which names the other rank) and a log line. Exit status 2 either way,
+    without waiting on the broken process group."""
+    error_file = tmp_path / 'error.json'
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    if under_launcher:
+        env.update(TORCHELASTIC_ERROR_FILE=str(error_file), RESNEXT_DET_DIST_LAUNCH='1')
+    proc = subprocess.run([sys.executable, '-c', GIVE_UP, str(free_port())], env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert proc.stdout.startswith('returned\n') and 'not reached' not in proc.stdout
+    gist = ('rank 0: a collective operation failed (Connection closed by peer '
+            '[127.0.0.1]:4242): another rank died or stopped answering; evaluation stopped')
+    errors = [ln for ln in proc.stderr.splitlines() if ln.startswith('error:')]
+    if under_launcher:
+        assert errors == [] and gist in proc.stdout + proc.stderr
+        recorded = Failure(0, 1, 2, json.loads(error_file.read_text())['message']['message'])
+        assert recorded.collective
+    else:
+        assert errors == [f'error: {gist}'] and not error_file.exists()
