@@ -3,7 +3,7 @@ ResNeXt-50 on the classification crops, export its backbone, train Faster R-CNN 
 evaluate with COCO metrics, draw predictions, print the table.
 
     python tools/demo.py [--work-dir work_dirs/demo] [--compare] [--scratch] [--fast]
-                         [--seeds 0,1,2] [--ablate] [--dry-run]
+                         [--seeds 0,1,2] [--ablate] [--report-only] [--dry-run]
 
 --compare  also runs the slim ResNet-50 of the same depth and prints both side by side;
 --scratch  also trains the detector from scratch, to show what pretraining brings;
@@ -16,6 +16,8 @@ evaluate with COCO metrics, draw predictions, print the table.
 --ablate   instead, the paper's cardinality ablation at demo scale: the slim templates of equal
            complexity 1x16d (ResNet), 2x10d, 4x6d, 8x3d, 32x1d (resnext_det/analysis/
            cardinality.py), same statistics against 1x16d, WORK_DIR/ablation_seeds.json;
+--report-only  with --seeds/--ablate: no training, only the statistics of the seeds' work dirs
+           under WORK_DIR from an earlier run (one stopped after some seeds: list those);
 --dry-run  print the commands instead of running them.
 Every step is one of the project's own CLIs, run as a user would run it.
 """
@@ -67,16 +69,21 @@ def best_classifier(cls_dir):
     return sorted(glob.glob(osp.join(cls_dir, 'best_accuracy_top1_epoch_*.pth')))[-1]
 
 
+def seed_work_dirs(name, root):
+    """Where one variant's runs of one seed go: (classification dir, detection dir)."""
+    return osp.join(root, f'{name}_cls'), osp.join(root, name)
+
+
 def pretrain_and_detect(name, cls_config, det_config, root, options=()):
     """Pretrain, export, train the detector from the export, evaluate: (cls dir, det dir)."""
-    cls_dir = osp.join(root, f'{name}_cls')
+    cls_dir, det_dir = seed_work_dirs(name, root)
     with_options = ['--cfg-options', *options] if options else []
     run(f'pretrain {name}', ['tools/train.py', cls_config, '--work-dir', cls_dir, *with_options])
     backbone = osp.join(root, 'backbones', f'{name}.pth')
     # --force: a rerun pretrains again and replaces its own previous export
     run(f'export {name}', ['tools/export_backbone.py', best_classifier(cls_dir), backbone,
                            '--force'])
-    det_dir = detect(name, det_config, osp.join(root, name),
+    det_dir = detect(name, det_config, det_dir,
                      ['--cfg-options', f'model.backbone.init_cfg.checkpoint={backbone}',
                       *options])
     return cls_dir, det_dir
@@ -118,10 +125,19 @@ def run_seeds(args, seeds):
     for seed in seeds:
         root = osp.join(args.work_dir, f'seed{seed}')
         for name, label, cls_config, det_config, options in variants:
-            dirs[label][seed] = pretrain_and_detect(
-                name, cls_config, det_config, root, [*options, f'randomness.seed={seed}'])
+            if args.report_only:
+                dirs[label][seed] = seed_work_dirs(name, root)
+            else:
+                dirs[label][seed] = pretrain_and_detect(
+                    name, cls_config, det_config, root, [*options, f'randomness.seed={seed}'])
     if DRY_RUN:
         return
+    unfinished = [det_dir for per_seed in dirs.values() for _, det_dir in per_seed.values()
+                  if not osp.isfile(osp.join(det_dir, 'test_results.json'))]
+    if unfinished:
+        sys.exit(f'error: no evaluated run in {", ".join(unfinished)} (tools/test.py writes '
+                 'test_results.json there): run those seeds without --report-only, or list '
+                 'only the finished ones in --seeds')
     det_dirs = [dirs[v[1]][s][1] for s in seeds for v in variants]
     run('curves', ['tools/compare_results.py', *det_dirs, '--plot',
                    osp.join(args.work_dir, 'curves_seeds.png')])
@@ -204,12 +220,18 @@ def main(argv=None):
                         help='run the comparison (or --ablate) once per seed, with statistics')
     parser.add_argument('--ablate', action='store_true',
                         help='the cardinality ablation at demo scale (seeds: --seeds, default 0)')
+    parser.add_argument('--report-only', action='store_true',
+                        help='with --seeds/--ablate: only the statistics of the work dirs of '
+                             'an earlier run (no training)')
     parser.add_argument('--dry-run', action='store_true', help='print the commands only')
     args = parser.parse_args(argv)
+    if args.report_only and not (args.seeds or args.ablate):
+        parser.error('--report-only summarises the runs of --seeds or --ablate: give one')
     global DRY_RUN
     DRY_RUN = args.dry_run
     start = time.time()
-    run('demo data', ['tools/make_demo_data.py', '--out', 'data/demo'])
+    if not args.report_only:
+        run('demo data', ['tools/make_demo_data.py', '--out', 'data/demo'])
     if args.seeds or args.ablate:
         run_seeds(args, args.seeds or [0])
         print(f'\nfinished in {(time.time() - start) / 60:.1f} min')

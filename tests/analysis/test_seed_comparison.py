@@ -71,3 +71,26 @@ def test_dry_run_lists_every_step_per_seed_and_template(demo, capsys):
                 f'model.backbone.base_width={width} randomness.seed=0') in out
     with pytest.raises(SystemExit):
         demo.main(['--seeds', '0,0', '--dry-run'])
+
+
+def test_report_only_summarises_finished_seeds_and_names_missing_ones(demo, tmp_path, capsys):
+    """--report-only reads the seeds' work dirs where --seeds left them, trains nothing."""
+    variants = demo.experiment_variants(ablate=False)
+    labels = [v[1] for v in variants]
+    ap50 = {labels[0]: {0: 88.3, 1: 92.0}, labels[1]: {0: 93.2, 1: 93.0}}
+    runs = fake_runs(tmp_path / 'made', labels, [0, 1], ap50)
+    work_dir = tmp_path / 'wd'
+    for (name, label, *_), seed in [(v, s) for v in variants for s in (0, 1)]:
+        for made, expected in zip(runs[label][seed],
+                                  demo.seed_work_dirs(name, str(work_dir / f'seed{seed}'))):
+            (work_dir / f'seed{seed}').mkdir(parents=True, exist_ok=True)
+            (tmp_path / 'made' / made).rename(expected)
+    demo.main(['--seeds', '0,1', '--report-only', '--work-dir', str(work_dir)])
+    out = capsys.readouterr().out
+    assert '==> pretrain' not in out and '==> demo data' not in out
+    report = json.loads((work_dir / 'compare_seeds.json').read_text())
+    assert report['differences']['AP50'][labels[1]]['mean'] == pytest.approx(2.95)
+    with pytest.raises(SystemExit, match=r'no evaluated run in .*seed2/r50_slim'):
+        demo.main(['--seeds', '0,1,2', '--report-only', '--work-dir', str(work_dir)])
+    with pytest.raises(SystemExit):
+        demo.main(['--report-only'])
