@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from tiny_dist_configs import TASKS  # tests/engine/, on sys.path under pytest
 
 from resnext_det.engine import UserInputError, latest_complete_checkpoint
 from resnext_det.engine.dist_launch import Failure, _without_resume, blame, collective_failure
@@ -51,24 +52,6 @@ class FaultHook(Hook):
                     time.sleep(1)
             os.kill(os.getpid(), getattr(signal, fault))
 '''
-DETECTION = """
-_base_ = '{root}/configs/demo/faster_rcnn_r50_slim_demo.py'
-data_root = '{data}/coco/'
-train_dataloader = dict(batch_size=4, num_workers=0, persistent_workers=False,
-                        dataset=dict(data_root=data_root))
-val_dataloader = dict(num_workers=0, persistent_workers=False, dataset=dict(data_root=data_root))
-test_dataloader = val_dataloader
-val_evaluator = dict(ann_file=data_root + 'annotations/instances_val.json')
-test_evaluator = val_evaluator
-"""
-CLASSIFICATION = """
-_base_ = '{root}/configs/demo/resnext50_8x4d_slim_cls_demo.py'
-train_dataloader = dict(batch_size=4, num_workers=0, persistent_workers=False,
-                        dataset=dict(data_root='{data}/imagenet/train'))
-val_dataloader = dict(num_workers=0, persistent_workers=False,
-                      dataset=dict(data_root='{data}/imagenet/val'))
-test_dataloader = val_dataloader
-"""
 COMMON = """
 custom_imports = dict(imports=['resnext_det', 'resnext_det.runtime', 'fault_hook'])
 custom_hooks = [dict(type='resnext_det.RandomStateHook'), dict(type='FaultHook')]
@@ -77,7 +60,6 @@ default_hooks = dict(logger=dict(interval=1),
                      checkpoint=dict(interval=1, max_keep_ckpts=-1, save_best=None))
 randomness = dict(seed=0, deterministic=True)
 """
-TASKS = dict(detection=DETECTION, classification=CLASSIFICATION)
 # the collective timeout of the fault runs (our configs: 1800 s); above the few seconds rank 1
 # may wait for rank 0 writing a checkpoint on a busy machine
 TIMEOUT_S = 8

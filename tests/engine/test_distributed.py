@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from tiny_dist_configs import TASKS  # tests/engine/, on sys.path under pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 DUMP_HOOK = '''
@@ -42,24 +43,6 @@ def free_port():
         return s.getsockname()[1]
 
 
-DETECTION = """
-_base_ = '{root}/configs/demo/faster_rcnn_r50_slim_demo.py'
-data_root = '{data}/coco/'
-train_dataloader = dict(batch_size=4, num_workers=0, persistent_workers=False,
-                        dataset=dict(data_root=data_root))
-val_dataloader = dict(num_workers=0, persistent_workers=False, dataset=dict(data_root=data_root))
-test_dataloader = val_dataloader
-val_evaluator = dict(ann_file=data_root + 'annotations/instances_val.json')
-test_evaluator = val_evaluator
-"""
-CLASSIFICATION = """
-_base_ = '{root}/configs/demo/resnext50_8x4d_slim_cls_demo.py'
-train_dataloader = dict(batch_size=4, num_workers=0, persistent_workers=False,
-                        dataset=dict(data_root='{data}/imagenet/train'))
-val_dataloader = dict(num_workers=0, persistent_workers=False,
-                      dataset=dict(data_root='{data}/imagenet/val'))
-test_dataloader = val_dataloader
-"""
 COMMON = """
 custom_imports = dict(imports=['resnext_det', 'dump_rank_state_hook'])
 custom_hooks = [dict(type='DumpRankStateHook')]
@@ -72,8 +55,8 @@ randomness = dict(seed=0)
 # 16 images / (2 processes x 4 per process) = 2 iterations; the lr scales with the total batch
 # of 8: detection 0.02 x 8 / 4, classification 0.1 x 8 / 32.
 @pytest.mark.parametrize('task,config_text,expected_lr', [
-    ('detection', DETECTION, 0.04),
-    ('classification', CLASSIFICATION, 0.025),
+    ('detection', TASKS['detection'], 0.04),
+    ('classification', TASKS['classification'], 0.025),
 ])
 def test_two_process_training_stays_in_sync(tmp_path, small_demo_data, task, config_text,
                                             expected_lr):
