@@ -26,6 +26,7 @@ from resnext_det.engine import (
     UserInputError,
     add_common_args,
     check_inputs,
+    end_cpu_distributed_run,
     exit_with_error,
     load_config,
     parse_cli,
@@ -84,6 +85,7 @@ def main(argv=None):
                                            metrics={k: float(v) for k, v in metrics.items()}),
                                       indent=2))
         print(f'metrics written to {path}')
+    end_cpu_distributed_run()  # a 2-process CPU run: ends without the gloo teardown
 
 
 if __name__ == '__main__':

@@ -24,6 +24,7 @@ from resnext_det.engine import (
     UserInputError,
     add_common_args,
     check_inputs,
+    end_cpu_distributed_run,
     exit_with_error,
     latest_complete_checkpoint,
     load_config,
@@ -115,6 +116,7 @@ def main(argv=None):
         kept = f'the last complete checkpoint, {last}, is intact' if last else 'no checkpoint yet'
         exit_with_error(f'cannot write {e.filename}: {e.strerror}. Training stopped; {kept}. '
                         'Free space (or fix the folder\'s permissions), then rerun with --resume')
+    end_cpu_distributed_run()  # a 2-process CPU run: ends without the gloo teardown
 
 
 if __name__ == '__main__':

@@ -13,6 +13,7 @@ from .launch import (
     UserInputError,
     add_common_args,
     check_inputs,
+    end_cpu_distributed_run,
     exit_with_error,
     load_config,
     parse_cli,
@@ -23,5 +24,6 @@ __all__ = [
     'ATOMIC_BACKEND', 'AtomicLocalBackend', 'NonFiniteLossError', 'NonFiniteLossHook',
     'RandomStateHook', 'TensorOnlyCheckpointHook', 'UserInputError', 'add_common_args',
     'check_inputs', 'exit_with_error', 'is_complete_checkpoint', 'latest_complete_checkpoint',
-    'load_config', 'parse_cli', 'register_atomic_backend', 'setup_cpu_distributed'
+    'load_config', 'parse_cli', 'register_atomic_backend', 'setup_cpu_distributed',
+    'end_cpu_distributed_run'
 ]

@@ -80,6 +80,34 @@ def dist_timeout(cfg) -> Optional[datetime.timedelta]:
     return datetime.timedelta(seconds=timeout)
 
 
+def _destroy_process_group() -> None:
+    # while the interpreter is whole: a gloo group left to its finalization can abort it
+    # (SIGABRT, "terminate called without an active exception") after a finished run
+    if torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
+
+
+def end_cpu_distributed_run() -> None:
+    """End a rank of a finished CPU (gloo) run at once, once every rank is done.
+
+    The gloo group's teardown, whether by ``destroy_process_group`` or the interpreter's exit,
+    can abort a rank whose peer has already gone (SIGABRT, "terminate called without an active
+    exception"), which turns a finished run into a failed job. So after the last collective a
+    barrier makes sure no rank still needs the others, logs and streams are flushed, and the
+    process ends without the teardown. A no-op outside such a run (GPU runs: mmengine's)."""
+    if not (_OWN_GLOO_GROUP and torch.distributed.is_initialized()):
+        return
+    import logging
+    torch.distributed.barrier()
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
+
+
+_OWN_GLOO_GROUP = False  # set by setup_cpu_distributed: the group is ours to end
+
+
 def setup_cpu_distributed(cfg) -> None:
     """Let `--launcher pytorch` run on CPU-only machines (tests, CI, laptops).
 
@@ -101,14 +129,9 @@ def setup_cpu_distributed(cfg) -> None:
     if not torch.distributed.is_initialized():
         kwargs = dict(timeout=timeout) if timeout is not None else {}
         torch.distributed.init_process_group(backend='gloo', **kwargs)
-
-        def destroy_process_group():
-            if torch.distributed.is_initialized():
-                torch.distributed.destroy_process_group()
-
-        # while the interpreter is whole: a gloo group left to its finalization can abort it
-        # (SIGABRT, "terminate called without an active exception") after a finished run
-        atexit.register(destroy_process_group)
+        global _OWN_GLOO_GROUP
+        _OWN_GLOO_GROUP = True
+        atexit.register(_destroy_process_group)
     cfg.setdefault('model_wrapper_cfg',
                    dict(type='MMDistributedDataParallel', device_ids=None,
                         broadcast_buffers=False,
