@@ -391,6 +391,7 @@ class JobContext(threading.Thread):
         if self.kind is None or not self.script_args:
             return
         from resnext_det.engine import UserInputError, load_config
+        from resnext_det.engine.launch import dist_timeout
         try:
             if self.kind == 'train':
                 args = _script_args(self.script_args)
@@ -401,9 +402,11 @@ class JobContext(threading.Thread):
         except UserInputError as e:
             self.problem = str(e)
             return
-        timeout = ((cfg.get('env_cfg') or {}).get('dist_cfg') or {}).get('timeout')
-        if isinstance(timeout, (int, float)) and not isinstance(timeout, bool):
-            self.timeout = timeout
+        try:
+            timeout = dist_timeout(cfg)
+        except UserInputError:
+            return  # the workers report a bad timeout themselves
+        self.timeout = None if timeout is None else timeout.total_seconds()
 
     def _rerun(self, resume: bool = True) -> str:
         """The tools/dist_*.sh command of this job; for training with ``--resume`` (from the

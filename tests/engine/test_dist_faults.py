@@ -164,6 +164,18 @@ def assert_nothing_left(work_dir, config):
         time.sleep(0.1)
 
 
+def faulted_run(setup, work_dir, *args, FAULT):
+    """A training run with a fault in rank 1: (process, last line, its LINE match, rank 1's pid,
+    seconds from the fault to the end of the job). The job failed and ended with the line."""
+    proc = setup.train(work_dir, *args, FAULT=FAULT)
+    assert proc.returncode != 0
+    line = last_line(proc)
+    match = LINE.match(line)
+    assert match, proc.stderr[-4000:]
+    rank1 = int((work_dir / 'pids' / 'rank1').read_text())
+    return proc, line, match, rank1, proc.ended - float((work_dir / 'fault_time').read_text())
+
+
 def resume_as_told(setup, line):
     """Run the command the summary line gives (it resumes from the latest checkpoint)."""
     cmd = shlex.split(LINE.match(line)['cmd'])
@@ -176,13 +188,7 @@ def test_a_killed_rank_ends_the_job_with_one_line_and_resume_matches(
         tmp_path, small_demo_data, straight, task):
     setup = Setup(tmp_path, small_demo_data(num_train=16, num_val=4, num_cls_per_class=4), task)
     work_dir = tmp_path / 'work'
-    proc = setup.train(work_dir, FAULT='SIGKILL')
-    assert proc.returncode != 0
-    stop_s = proc.ended - float((work_dir / 'fault_time').read_text())
-    line = last_line(proc)
-    match = LINE.match(line)
-    assert match, proc.stderr[-4000:]
-    rank1 = int((work_dir / 'pids' / 'rank1').read_text())
+    proc, line, match, rank1, stop_s = faulted_run(setup, work_dir, FAULT='SIGKILL')
     assert match['what'] == f'rank 1 (pid {rank1}) was killed by SIGKILL', line
     assert match['ckpt'] == str(work_dir / 'epoch_1.pth')
     assert match['ckpt'] == latest_complete_checkpoint(str(work_dir))
@@ -212,13 +218,8 @@ def test_a_stopped_or_hung_rank_ends_the_job_after_the_collective_timeout(
     options = [f'env_cfg.dist_cfg.timeout={TIMEOUT_S}']
     if fault == 'hang':  # with a data loader worker per rank: none may outlive the job
         options.append('train_dataloader.num_workers=1')
-    proc = setup.train(work_dir, '--cfg-options', *options, FAULT=fault)
-    assert proc.returncode != 0
-    stop_s = proc.ended - float((work_dir / 'fault_time').read_text())
-    line = last_line(proc)
-    match = LINE.match(line)
-    assert match, proc.stderr[-4000:]
-    rank1 = int((work_dir / 'pids' / 'rank1').read_text())
+    proc, line, match, rank1, stop_s = faulted_run(setup, work_dir, '--cfg-options', *options,
+                                                   FAULT=fault)
     assert re.fullmatch(rf'rank 1 \(pid {rank1}\) {what} \(rank 0 gave up: Timed out '
                         rf'waiting {TIMEOUT_S}000ms for recv operation to complete\)',
                         match['what']), line
