@@ -4,6 +4,8 @@
 #   make install                          # creates .venv with the pinned stack
 #   make install PYTHON=/path/to/python   # installs into that interpreter's environment and
 #                                         # keeps the torch already there
+#   make install WHEELHOUSE=DIR           # offline: everything from a folder made by
+#                                         # `make wheelhouse` (tools/wheelhouse.py), no index
 #
 # Versions come from requirements/constraints.txt (the one place they are pinned).
 # mmcv 2.1.0 (the newest mmcv mmdet 3.3 accepts) is source-only on PyPI: it is built here, with
@@ -19,6 +21,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 PINS="$ROOT/requirements/constraints.txt"
 VENV=${VENV:-$ROOT/.venv}
 USER_PYTHON=${PYTHON:-}
+WHEELHOUSE=${WHEELHOUSE:-}
 CACHE=${RESNEXT_DET_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/resnext_det}
 LOG_DIR="$CACHE/logs"
 mkdir -p "$LOG_DIR"
@@ -39,8 +42,19 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# Where packages come from: the configured indexes, or only the wheelhouse (no network).
+SOURCES=()
+if [ -n "$WHEELHOUSE" ]; then
+    [ -f "$WHEELHOUSE/wheelhouse.json" ] \
+        || die "WHEELHOUSE=$WHEELHOUSE is not a wheelhouse (no wheelhouse.json): make one with 'make wheelhouse WHEELHOUSE=$WHEELHOUSE' on a machine with network"
+    WHEELHOUSE=$(cd "$WHEELHOUSE" && pwd)
+    SOURCES=(--no-index --find-links "$WHEELHOUSE")
+    # pip's own subprocesses (build environments, setuptools' develop step) read only these
+    export PIP_NO_INDEX=1 PIP_FIND_LINKS="$WHEELHOUSE"
+fi
 # pip prints a warning for every local index directory that lacks a package; keep the log readable.
 pip_q() { "$PY" -m pip "$@" >>"$LOG" 2>&1; }
+pip_get() { local cmd=$1; shift; pip_q "$cmd" "${SOURCES[@]}" "$@"; }
 
 # --- 1. the interpreter and its environment --------------------------------------------------
 if [ -n "$USER_PYTHON" ]; then
@@ -72,6 +86,18 @@ if [ -z "$USER_PYTHON" ]; then
 fi
 "$PY" -c 'import sys; assert sys.version_info >= (3, 9)' 2>/dev/null \
     || die "$("$PY" --version 2>&1) is too old: MMDetection 3.3 needs Python >= 3.9"
+if [ -n "$WHEELHOUSE" ]; then
+    read -r WH_PY WH_KEPT < <("$PY" - "$WHEELHOUSE/wheelhouse.json" <<'EOF'
+import json, sys
+m = json.load(open(sys.argv[1]))
+print(m['python_version'], ','.join(m['kept']) or '-')
+EOF
+) || die "$WHEELHOUSE/wheelhouse.json is unreadable: make the wheelhouse again"
+    here_py=$("$PY" -c 'import sys; print(f"{sys.version_info[0]}.{sys.version_info[1]}")')
+    [ "$WH_PY" = "$here_py" ] \
+        || die "the wheelhouse $WHEELHOUSE is for Python $WH_PY, this interpreter is $here_py: make one for it (tools/wheelhouse.py --python-version $here_py)"
+    say "installing offline from the wheelhouse $WHEELHOUSE (Python $WH_PY; kept by the target: $WH_KEPT)"
+fi
 
 # --- 2. torch ---------------------------------------------------------------------------------
 # A user's own torch is kept; constraints for torch/torchvision then must not fight it.
@@ -80,13 +106,22 @@ if [ -n "$USER_PYTHON" ] && "$PY" -c 'import torch' >/dev/null 2>&1; then
     say "using the torch already installed: $("$PY" -c 'import torch; print(torch.__version__)')"
     grep -v -E '^(torch|torchvision)==' "$PINS" >"$CONSTRAINTS"
 else
+    case ",${WH_KEPT:-}," in *,torch,*|*,torchvision,*)
+        die "the wheelhouse $WHEELHOUSE leaves torch out (made with --keep torch): install into an environment that has it, make install PYTHON=/path/to/python WHEELHOUSE=$WHEELHOUSE" ;;
+    esac
     cp "$PINS" "$CONSTRAINTS"
     say "installing torch $(pin torch) + torchvision $(pin torchvision)"
-    pip_q install -c "$CONSTRAINTS" torch torchvision \
+    pip_get install -c "$CONSTRAINTS" torch torchvision \
         || die "could not install torch $(pin torch) / torchvision $(pin torchvision) (see the log)"
 fi
 trap 'rm -f "$CONSTRAINTS"; cleanup' EXIT
-pip_q install -c "$CONSTRAINTS" setuptools wheel ninja \
+if [ -n "${WH_KEPT:-}" ] && [ "$WH_KEPT" != - ]; then
+    # what the wheelhouse left out is the target's own, at its own version: no pin for it
+    kept_re=$(echo "$WH_KEPT" | sed 's/,/|/g')
+    grep -v -i -E "^($kept_re)==" "$CONSTRAINTS" >"$CONSTRAINTS.kept" || true
+    mv "$CONSTRAINTS.kept" "$CONSTRAINTS"
+fi
+pip_get install -c "$CONSTRAINTS" setuptools wheel ninja \
     || die "could not install the build tools setuptools/wheel/ninja"
 "$PY" -c 'import pkg_resources' >/dev/null 2>&1 \
     || die "setuptools $("$PY" -c 'import setuptools; print(setuptools.__version__)') has no pkg_resources, which mmcv's setup.py imports: pin setuptools < 81"
@@ -111,6 +146,9 @@ fi
 KEY="mmcv-$MMCV_VER-torch-$TORCH_VER-$PY_TAG-$FLAVOUR"
 WHEEL_DIR="$CACHE/wheels/$KEY"
 WHEEL=$(ls "$WHEEL_DIR"/mmcv-*.whl 2>/dev/null | head -1 || true)
+if [ -z "$WHEEL" ] && [ -n "$WHEELHOUSE" ]; then
+    WHEEL=$(ls "$WHEELHOUSE/mmcv-built/$KEY"/mmcv-*.whl 2>/dev/null | head -1 || true)
+fi
 if [ -n "$WHEEL" ]; then
     say "mmcv $MMCV_VER: using the cached wheel $WHEEL"
 else
@@ -119,8 +157,13 @@ else
         || die "no C++ compiler ($CXX_BIN) for building mmcv's ops (Debian: apt-get install g++)"
     SRC=$(mktemp -d "$CACHE/mmcv-src-XXXX")
     trap 'rm -rf "$SRC" "$CONSTRAINTS"; cleanup' EXIT
-    pip_q download --no-deps --no-binary mmcv --no-build-isolation -d "$SRC" "mmcv==$MMCV_VER" \
-        || die "could not download the mmcv $MMCV_VER source from PyPI"
+    if [ -n "$WHEELHOUSE" ]; then
+        cp "$WHEELHOUSE/mmcv-$MMCV_VER.tar.gz" "$SRC/" 2>/dev/null \
+            || die "the wheelhouse $WHEELHOUSE has no mmcv-$MMCV_VER.tar.gz: make it again with this checkout's constraints"
+    else
+        pip_q download --no-deps --no-binary mmcv --no-build-isolation -d "$SRC" "mmcv==$MMCV_VER" \
+            || die "could not download the mmcv $MMCV_VER source from PyPI"
+    fi
     tar xzf "$SRC/mmcv-$MMCV_VER.tar.gz" -C "$SRC"
     sed -i "s/-std=c++1[47]/-std=c++$CXX_STD/g" "$SRC/mmcv-$MMCV_VER/setup.py"
     build_env=(MMCV_WITH_OPS=1 "MAX_JOBS=${MAX_JOBS:-$(nproc)}")
@@ -152,12 +195,19 @@ else
     cp "$built" "$WHEEL_DIR/.partial" && mv "$WHEEL_DIR/.partial" "$WHEEL_DIR/$(basename "$built")"
     WHEEL="$WHEEL_DIR/$(basename "$built")"
     say "cached $WHEEL"
+    # beside the wheelhouse too, so that a machine which starts bare can bring it back and skip
+    # the build next time (not fatal: the wheelhouse may be read-only)
+    if [ -n "$WHEELHOUSE" ] && mkdir -p "$WHEELHOUSE/mmcv-built/$KEY" 2>/dev/null \
+        && cp "$built" "$WHEELHOUSE/mmcv-built/$KEY/.partial" 2>/dev/null; then
+        mv "$WHEELHOUSE/mmcv-built/$KEY/.partial" "$WHEELHOUSE/mmcv-built/$KEY/$(basename "$built")"
+        say "and in the wheelhouse: $WHEELHOUSE/mmcv-built/$KEY/$(basename "$built")"
+    fi
 fi
 
 # --- 4. the rest of the stack and the package, in one pip call ----------------------------------
 # One resolver run: if anything is missing, pip stops before installing any of it.
 say "installing mmengine $(pin mmengine), mmdet $(pin mmdet), pycocotools and resnext_det (editable)"
-pip_q install -c "$CONSTRAINTS" "$WHEEL" mmengine mmdet pycocotools opencv-python numpy \
+pip_get install -c "$CONSTRAINTS" "$WHEEL" mmengine mmdet pycocotools opencv-python numpy \
     -e "$ROOT[tests,lint]" || die "pip could not install the stack (see the log)"
 
 "$PY" - >>"$LOG" 2>&1 <<'EOF' || die "the installed stack does not import: mmcv.ops/mmdet/resnext_det (see the log)"
