@@ -1,5 +1,8 @@
 """Fixtures shared across the suite: the repository, small demo datasets (generated once per
-session and size, read-only for the tests), and running a CLI of tools/ as a user would."""
+session and size, read-only for the tests), running a CLI of tools/ as a user would, and the
+device of the tests marked ``cuda`` (tests/cuda/)."""
+import contextlib
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -9,6 +12,7 @@ import pytest
 from resnext_det.datasets.demo_data import make_demo_data
 
 ROOT = Path(__file__).resolve().parents[1]
+CUDA_TESTS_ON = 'RESNEXT_DET_CUDA_TESTS_ON'
 
 
 @pytest.fixture(scope='session')
@@ -45,3 +49,56 @@ def run_tool():
                               capture_output=True, text=True, timeout=timeout, **kwargs)
 
     return run
+
+
+def pytest_collection_modifyitems(config, items):
+    """The tests marked ``cuda`` and the tests in tests/cuda/ are the same set, and each gets its
+    device from ``cuda_device``: so ``-m cuda`` selects them all, and without a GPU each is
+    skipped rather than failed."""
+    cuda_dir = ROOT / 'tests' / 'cuda'
+    wrong = []
+    for item in items:
+        marked = item.get_closest_marker('cuda') is not None
+        guarded = 'cuda_device' in getattr(item, 'fixturenames', ())
+        if marked != (cuda_dir in item.path.parents) or (marked and not guarded):
+            wrong.append(item.nodeid)
+    if wrong:
+        raise pytest.UsageError('a CUDA test must be in tests/cuda/, be marked @pytest.mark.cuda '
+                                'and use the cuda_device fixture: ' + ', '.join(wrong))
+
+
+@pytest.fixture(scope='session')
+def cuda_device():
+    """The device of the tests marked ``cuda``: ``torch.device('cuda')`` where a CUDA GPU is
+    available; otherwise the test is skipped.
+
+    ``RESNEXT_DET_CUDA_TESTS_ON=cpu`` runs them on the CPU instead (even where a GPU is
+    available): a dry run of the tests' own logic (builders, comparisons, fixtures) on a machine
+    without one. It is a logic check only and proves nothing about CUDA: neither its kernels,
+    nor cuDNN's algorithms, nor CUDA autocast's casting policy are exercised."""
+    import torch
+    on = os.environ.get(CUDA_TESTS_ON, '')
+    if on == 'cpu':
+        return torch.device('cpu')
+    if on:
+        pytest.fail(f'{CUDA_TESTS_ON}={on!r}: only "cpu" (a dry run on the CPU) is understood; '
+                    'unset it to run on CUDA', pytrace=False)
+    if not torch.cuda.is_available():
+        pytest.skip(f'needs a CUDA GPU (torch {torch.__version__}: torch.cuda.is_available() '
+                    f'is False); {CUDA_TESTS_ON}=cpu dry-runs the logic on the CPU')
+    return torch.device('cuda')
+
+
+@pytest.fixture(scope='session')
+def cuda_autocast(cuda_device):
+    """``with cuda_autocast(dtype):`` autocast to ``dtype`` on ``cuda_device``'s device type:
+    'cuda', or 'cpu' on the dry run (torch's CPU autocast policy). ``None`` or ``torch.float32``:
+    no autocast."""
+    import torch
+
+    def autocast(dtype):
+        if dtype in (None, torch.float32):
+            return contextlib.nullcontext()
+        return torch.autocast(cuda_device.type, dtype=dtype)
+
+    return autocast

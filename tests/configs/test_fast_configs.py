@@ -49,12 +49,15 @@ def samples(size=64):
     return [sample, sample.clone()]
 
 
-def build(name):
+def build(name, **backbone):
+    """The config's detector, small; ``backbone`` overrides the slim backbone's settings (the
+    CUDA tests keep each config's own ``groups``)."""
     cfg = Config.fromfile(CONFIGS / name)
     # slim widths and few sampled RoIs keep the test quick: bf16 convolutions and matmuls are
     # emulated on CPUs without bf16 units. The fast-path switches are the config's own.
     model = cfg.model
     model.backbone.update(depth=50, groups=4, base_channels=16, init_cfg=None)
+    model.backbone.update(backbone)
     model.neck.update(in_channels=[64, 128, 256, 512], out_channels=32)
     model.rpn_head.update(in_channels=32, feat_channels=32)
     model.roi_head.bbox_roi_extractor.out_channels = 32
