@@ -42,19 +42,17 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# Where packages come from: the configured indexes, or only the wheelhouse (no network).
-SOURCES=()
+# Where packages come from: the configured indexes, or only the wheelhouse (no network). In the
+# environment, not on pip's command line, so that pip's own subprocesses (build environments,
+# setuptools' develop step) use the wheelhouse too.
 if [ -n "$WHEELHOUSE" ]; then
     [ -f "$WHEELHOUSE/wheelhouse.json" ] \
         || die "WHEELHOUSE=$WHEELHOUSE is not a wheelhouse (no wheelhouse.json): make one with 'make wheelhouse WHEELHOUSE=$WHEELHOUSE' on a machine with network"
     WHEELHOUSE=$(cd "$WHEELHOUSE" && pwd)
-    SOURCES=(--no-index --find-links "$WHEELHOUSE")
-    # pip's own subprocesses (build environments, setuptools' develop step) read only these
     export PIP_NO_INDEX=1 PIP_FIND_LINKS="$WHEELHOUSE"
 fi
 # pip prints a warning for every local index directory that lacks a package; keep the log readable.
 pip_q() { "$PY" -m pip "$@" >>"$LOG" 2>&1; }
-pip_get() { local cmd=$1; shift; pip_q "$cmd" "${SOURCES[@]}" "$@"; }
 
 # --- 1. the interpreter and its environment --------------------------------------------------
 if [ -n "$USER_PYTHON" ]; then
@@ -100,28 +98,32 @@ EOF
 fi
 
 # --- 2. torch ---------------------------------------------------------------------------------
-# A user's own torch is kept; constraints for torch/torchvision then must not fight it.
+# What the environment keeps as it is gets no pin: a user's own torch, and what a wheelhouse
+# left out as the target's own (--keep), at the target's version.
 CONSTRAINTS="$LOG_DIR/constraints-$$.txt"
+unpinned=$([ -n "${WH_KEPT:-}" ] && [ "$WH_KEPT" != - ] && echo "$WH_KEPT" | sed 's/,/|/g' || true)
 if [ -n "$USER_PYTHON" ] && "$PY" -c 'import torch' >/dev/null 2>&1; then
     say "using the torch already installed: $("$PY" -c 'import torch; print(torch.__version__)')"
-    grep -v -E '^(torch|torchvision)==' "$PINS" >"$CONSTRAINTS"
+    unpinned="torch|torchvision${unpinned:+|$unpinned}"
+    installs_torch=""
 else
     case ",${WH_KEPT:-}," in *,torch,*|*,torchvision,*)
         die "the wheelhouse $WHEELHOUSE leaves torch out (made with --keep torch): install into an environment that has it, make install PYTHON=/path/to/python WHEELHOUSE=$WHEELHOUSE" ;;
     esac
+    installs_torch=1
+fi
+if [ -n "$unpinned" ]; then
+    grep -v -i -E "^($unpinned)==" "$PINS" >"$CONSTRAINTS" || true
+else
     cp "$PINS" "$CONSTRAINTS"
-    say "installing torch $(pin torch) + torchvision $(pin torchvision)"
-    pip_get install -c "$CONSTRAINTS" torch torchvision \
-        || die "could not install torch $(pin torch) / torchvision $(pin torchvision) (see the log)"
 fi
 trap 'rm -f "$CONSTRAINTS"; cleanup' EXIT
-if [ -n "${WH_KEPT:-}" ] && [ "$WH_KEPT" != - ]; then
-    # what the wheelhouse left out is the target's own, at its own version: no pin for it
-    kept_re=$(echo "$WH_KEPT" | sed 's/,/|/g')
-    grep -v -i -E "^($kept_re)==" "$CONSTRAINTS" >"$CONSTRAINTS.kept" || true
-    mv "$CONSTRAINTS.kept" "$CONSTRAINTS"
+if [ -n "$installs_torch" ]; then
+    say "installing torch $(pin torch) + torchvision $(pin torchvision)"
+    pip_q install -c "$CONSTRAINTS" torch torchvision \
+        || die "could not install torch $(pin torch) / torchvision $(pin torchvision) (see the log)"
 fi
-pip_get install -c "$CONSTRAINTS" setuptools wheel ninja \
+pip_q install -c "$CONSTRAINTS" setuptools wheel ninja \
     || die "could not install the build tools setuptools/wheel/ninja"
 "$PY" -c 'import pkg_resources' >/dev/null 2>&1 \
     || die "setuptools $("$PY" -c 'import setuptools; print(setuptools.__version__)') has no pkg_resources, which mmcv's setup.py imports: pin setuptools < 81"
@@ -207,7 +209,7 @@ fi
 # --- 4. the rest of the stack and the package, in one pip call ----------------------------------
 # One resolver run: if anything is missing, pip stops before installing any of it.
 say "installing mmengine $(pin mmengine), mmdet $(pin mmdet), pycocotools and resnext_det (editable)"
-pip_get install -c "$CONSTRAINTS" "$WHEEL" mmengine mmdet pycocotools opencv-python numpy \
+pip_q install -c "$CONSTRAINTS" "$WHEEL" mmengine mmdet pycocotools opencv-python numpy \
     -e "$ROOT[tests,lint]" || die "pip could not install the stack (see the log)"
 
 "$PY" - >>"$LOG" 2>&1 <<'EOF' || die "the installed stack does not import: mmcv.ops/mmdet/resnext_det (see the log)"

@@ -116,13 +116,14 @@ def placeholder_wheel(folder, name, version):
     return path
 
 
-def pip(*args, log):
-    """Run `python -m pip ARGS`, appending its output to the log; raise naming the log."""
+def pip(*args, log, env=None):
+    """Run `python -m pip ARGS` (with ``env`` added to the environment), appending its output to
+    the log; raise naming the log."""
     with open(log, 'a') as f:
         f.write(f'$ pip {" ".join(args)}\n')
         f.flush()
         proc = subprocess.run([sys.executable, '-m', 'pip', *args], stdout=f,
-                              stderr=subprocess.STDOUT)
+                              stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
     if proc.returncode:
         tail = Path(log).read_text().strip().splitlines()[-3:]
         raise WheelhouseError(f'pip {args[0]} failed ({" / ".join(tail)}); full log: {log}')
@@ -136,7 +137,7 @@ def sha256(path):
     return h.hexdigest()
 
 
-def build(dest, python_version=None, platforms=None, keep=(), cache=None, log=None):
+def build(dest, python_version=None, platforms=None, keep=()):
     """Fill ``dest`` (created, must be empty or a wheelhouse of the same target); returns the
     manifest."""
     dest = Path(dest)
@@ -160,7 +161,7 @@ def build(dest, python_version=None, platforms=None, keep=(), cache=None, log=No
                 f'{previous.get("kept")}; this one is for {python_version} keeping {kept}: use '
                 f'another folder')
     dest.mkdir(parents=True, exist_ok=True)
-    log = Path(log or dest / 'wheelhouse.log')
+    log = dest / 'wheelhouse.log'
     log.write_text('')
     target = ['--python-version', python_version, '--implementation', 'cp',
               '--abi', 'cp' + python_version.replace('.', '')] if cross else []
@@ -176,12 +177,8 @@ def build(dest, python_version=None, platforms=None, keep=(), cache=None, log=No
                                              if n in pins))
         mmcv = f'mmcv-{pins["mmcv"]}.tar.gz'
         if not (dest / mmcv).exists():
-            os.environ['PIP_CONSTRAINT'] = str(build_constraints)
-            try:
-                pip('download', '--no-deps', '--no-binary', 'mmcv', '-d', str(dest),
-                    f'mmcv=={pins["mmcv"]}', log=log)
-            finally:
-                del os.environ['PIP_CONSTRAINT']
+            pip('download', '--no-deps', '--no-binary', 'mmcv', '-d', str(dest),
+                f'mmcv=={pins["mmcv"]}', log=log, env=dict(PIP_CONSTRAINT=str(build_constraints)))
         # every binary wheel, one resolver run; kept packages are stood in for by empty wheels
         placeholders = tmp / 'kept'
         placeholders.mkdir()
@@ -201,7 +198,7 @@ def build(dest, python_version=None, platforms=None, keep=(), cache=None, log=No
             stale.unlink()
 
     # mmcv wheels this machine has built for that Python (tools/install.sh's cache)
-    cache = Path(cache or os.environ.get('RESNEXT_DET_CACHE')
+    cache = Path(os.environ.get('RESNEXT_DET_CACHE')
                  or Path(os.environ.get('XDG_CACHE_HOME', Path.home() / '.cache')) / 'resnext_det')
     py_tag = 'cp' + python_version.replace('.', '')
     pattern = f'mmcv-{pins["mmcv"]}-torch-*-{py_tag}-*/mmcv-*.whl'

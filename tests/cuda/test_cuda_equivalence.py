@@ -129,13 +129,8 @@ def test_backbone_matches_mmdet_on_the_device(cuda_device, fp32_exact, mode):
 
 
 def roi_inputs(device):
-    """The CPU test's features (8 channels, 4 levels of a 128x160 image) and boxes of every
-    size, so that every pyramid level gets some."""
-    g = torch.Generator().manual_seed(0)
-    feats = tuple(torch.randn(2, 8, 128 // s, 160 // s, generator=g) for s in (4, 8, 16, 32))
-    xy = torch.rand(12, 2, generator=g) * 60
-    wh = torch.tensor([8., 16., 40., 100., 220., 400.]).repeat(2).unsqueeze(1).expand(12, 2)
-    rois = torch.cat([torch.arange(12).remainder(2).float().unsqueeze(1), xy, xy + wh], dim=1)
+    """The CPU test's features and boxes (every pyramid level gets some), on ``device``."""
+    feats, rois = roi_tests.roi_inputs()
     return tuple(f.to(device) for f in feats), rois.to(device)
 
 

@@ -10,8 +10,8 @@ CFG = dict(roi_layer=dict(type='RoIAlign', output_size=7, sampling_ratio=0), out
            featmap_strides=[4, 8, 16, 32])
 
 
-@pytest.fixture
-def inputs():
+def roi_inputs():
+    """Features of 8 channels on 4 levels of a 128x160 image, and boxes of every size."""
     g = torch.Generator().manual_seed(0)
     feats = tuple(torch.randn(2, 8, 128 // s, 160 // s, generator=g) for s in (4, 8, 16, 32))
     # boxes of every size, so that every pyramid level gets some
@@ -19,6 +19,11 @@ def inputs():
     wh = torch.tensor([8., 16., 40., 100., 220., 400.]).repeat(2).unsqueeze(1).expand(12, 2)
     rois = torch.cat([torch.arange(12).remainder(2).float().unsqueeze(1), xy, xy + wh], dim=1)
     return feats, rois
+
+
+@pytest.fixture
+def inputs():
+    return roi_inputs()
 
 
 def test_same_as_mmdet_on_the_plain_path(inputs):
