@@ -1,7 +1,10 @@
 # The README's commands. Each target installs first (a no-op once installed).
 #   make install                         create .venv with the pinned stack (see tools/install.sh)
 #   make install PYTHON=/path/to/python  install into your own environment, keeping its torch
-#   make test                            install, then the test suite
+#   make test                            install, then the fast tests (no network, a few minutes)
+#   make test-slow                       install, then the slow tier (multi-process runs, whole
+#                                        trainings; CI runs it after make test)
+#   make test-all                        install, then every test, the networked ones included
 #   make demo                            install, then the main job on generated demo data
 #   make lint                            install, then ruff on the whole tree (ruff.toml)
 #   make wheelhouse [WHEELHOUSE=DIR]     collect everything install needs into DIR (default
@@ -15,7 +18,7 @@ WHEELHOUSE_ARGS ?=
 BASE_PYTHON ?= python3
 PY := $(if $(PYTHON),$(PYTHON),$(VENV)/bin/python)
 
-.PHONY: install test demo lint collect-env wheelhouse
+.PHONY: install test test-slow test-all demo lint collect-env wheelhouse
 
 install:
 	@PYTHON="$(PYTHON)" VENV="$(abspath $(VENV))" WHEELHOUSE="$(WHEELHOUSE)" bash tools/install.sh
@@ -23,8 +26,15 @@ install:
 wheelhouse:
 	$(BASE_PYTHON) tools/wheelhouse.py --dest "$(or $(WHEELHOUSE),wheelhouse)" $(WHEELHOUSE_ARGS)
 
+# the tiers are pytest markers (pytest.ini): the default run excludes `slow` and `network`
 test: install
 	$(PY) -m pytest tests -q -p no:cacheprovider
+
+test-slow: install
+	$(PY) -m pytest tests -q -p no:cacheprovider -m "slow and not network"
+
+test-all: install
+	$(PY) -m pytest tests -q -p no:cacheprovider -m "slow or not slow"
 
 lint: install
 	$(PY) -m ruff check .

@@ -3,7 +3,8 @@
 Install with `make install` (README): it builds mmcv 2.1.0, which pip alone cannot on current
 torch. Exact versions live in requirements/constraints.txt; the ranges below are what the code
 needs: torch >= 2.5 for `torch.serialization.safe_globals` (the tensor-only checkpoint loader),
-numpy >= 2 for `numpy._core` (the classes of mmengine checkpoints it allows).
+numpy >= 2 for `numpy._core` (the classes of mmengine checkpoints it allows), scipy (already
+mmdet's) for the statistics of seed comparisons.
 """
 import os.path as osp
 
@@ -34,6 +35,7 @@ setup(
         'mmdet>=3.3.0,<3.4.0',
         'pycocotools',
         'faster-coco-eval>=1.8.0,<2.0',
+        'scipy>=1.10',
         'numpy>=2.0',
     ],
     extras_require={'tests': ['pytest', 'hypothesis', 'timm'], 'lint': ['ruff']},

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from resnext_det.datasets.demo_data import make_demo_data
+from resnext_det.demo import make_demo_data
 
 ROOT = Path(__file__).resolve().parents[1]
 CUDA_TESTS_ON = 'RESNEXT_DET_CUDA_TESTS_ON'

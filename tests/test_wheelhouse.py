@@ -58,6 +58,8 @@ def cpu_wheelhouse(tmp_path_factory):
     shutil.rmtree(dest, ignore_errors=True)
 
 
+@pytest.mark.network
+@pytest.mark.slow
 def test_the_wheelhouse_holds_the_stack_the_mmcv_source_and_a_manifest(cpu_wheelhouse):
     manifest = json.loads((cpu_wheelhouse / 'wheelhouse.json').read_text())
     pins = wheelhouse.read_pins()
@@ -82,6 +84,8 @@ def test_the_wheelhouse_holds_the_stack_the_mmcv_source_and_a_manifest(cpu_wheel
         assert versions[name] == pins[name]
 
 
+@pytest.mark.network
+@pytest.mark.slow
 def test_install_from_the_wheelhouse_alone_into_a_fresh_venv(cpu_wheelhouse, tmp_path):
     built = list(cpu_wheelhouse.glob('mmcv-built/*/mmcv-*.whl'))
     if not built:
@@ -110,6 +114,8 @@ def test_install_from_the_wheelhouse_alone_into_a_fresh_venv(cpu_wheelhouse, tmp
         shutil.rmtree(venv, ignore_errors=True)
 
 
+@pytest.mark.network
+@pytest.mark.slow
 def test_a_wheelhouse_for_another_python_keeping_the_targets_torch(tmp_path):
     dest = tmp_path / 'wh312'
     code = wheelhouse.main(['--dest', str(dest), '--python-version', '3.12', '--keep',

@@ -9,12 +9,7 @@ Prints a markdown table (median ms per train step, images/s, speed-ups against s
 X-101/R-101 step ratios, peak GPU memory) and writes everything, raw times included, as JSON.
 docs/benchmarks.md records the measured tables.
 """
-import warnings
-
-# setuptools deprecates pkg_resources, which mmengine and mmcv import: not ours to fix, and it
-# would bury the command's own output (real warnings still show)
-warnings.filterwarnings('ignore', message='pkg_resources is deprecated', category=UserWarning,
-                        module=r'(mmengine|mmcv|mmdet|importlib)(\.|$)')
+import quiet_third_party  # noqa: F401  (first: silences third-party import noise)
 
 import argparse
 import json

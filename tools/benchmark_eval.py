@@ -8,12 +8,7 @@ evaluator; the json holds every run, the versions and the comparison. Exits 1 wh
 stats are 1e-12 or more away from pycocotools' (closer than that they are the same numbers: see
 ``compare`` in resnext_det/benchmarks/coco_eval.py for the one-ulp case).
 """
-import warnings
-
-# setuptools deprecates pkg_resources, which mmengine and mmcv import: not ours to fix, and it
-# would bury the command's own output (real warnings still show)
-warnings.filterwarnings('ignore', message='pkg_resources is deprecated', category=UserWarning,
-                        module=r'(mmengine|mmcv|mmdet|importlib)(\.|$)')
+import quiet_third_party  # noqa: F401  (first: silences third-party import noise)
 
 import argparse
 import json

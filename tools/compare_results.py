@@ -7,17 +7,13 @@ baseline (e.g. ResNet-50); the paper's ResNeXt-50 gain is +2.1 AP@0.5. Runs of t
 (several seeds: `tools/demo.py --seeds` leaves WORK_DIR/seed*/NAME) are also summarised as one
 model, mean ± sd over its runs, and plotted as the mean curve with the min-max band.
 """
-import warnings
-
-# setuptools deprecates pkg_resources, which mmengine and mmcv import: not ours to fix, and it
-# would bury the command's own output (real warnings still show)
-warnings.filterwarnings('ignore', message='pkg_resources is deprecated', category=UserWarning,
-                        module=r'(mmengine|mmcv|mmdet|importlib)(\.|$)')
+import quiet_third_party  # noqa: F401  (first: silences third-party import noise)
 
 import argparse
 
 from resnext_det.analysis.results import MODEL_ZOO_BOX_AP, PAPER_AP50_GAIN, group_runs, load_run
-from resnext_det.engine import exit_with_error
+from resnext_det.analysis.statistics import describe, mean
+from resnext_det.errors import user_errors
 
 COLUMNS = (('AP', 'bbox_mAP'), ('AP@0.5', 'bbox_mAP_50'), ('AP@0.75', 'bbox_mAP_75'),
            ('AP_S', 'bbox_mAP_s'), ('AP_M', 'bbox_mAP_m'), ('AP_L', 'bbox_mAP_l'))
@@ -44,17 +40,21 @@ def print_table(runs):
           f'{PAPER_AP50_GAIN:+.1f} AP@0.5 at equal complexity.')
 
 
+def mean_sd(values):
+    """``mean ± sd`` over the runs; the mean alone for one run, ``-`` if a run lacks it."""
+    try:
+        stats = describe(values)
+    except ValueError:  # a nan: the metric is missing from a run
+        return '-'
+    return f"{stats['mean']:.1f}" + ('' if stats['n'] < 2 else f" ± {stats['sd']:.1f}")
+
+
 def print_group_table(groups):
     """Mean ± sd of each model over its runs (seeds)."""
     print('\n| model (runs) | ' + ' | '.join(c for c, _ in COLUMNS[:3]) + ' |')
     print('|---' * 4 + '|')
     for name, runs in groups.items():
-        cells = []
-        for _, key in COLUMNS[:3]:
-            values = [metric(run, key) for run in runs]
-            mean = sum(values) / len(values)
-            sd = (sum((v - mean)**2 for v in values) / (len(values) - 1))**0.5
-            cells.append(f'{mean:.1f} ± {sd:.1f}')
+        cells = [mean_sd([metric(run, key) for run in runs]) for _, key in COLUMNS[:3]]
         print(f"| {name} ({len(runs)}) | {' | '.join(cells)} |")
 
 
@@ -63,8 +63,15 @@ def mean_curve(runs, key):
     per_run = [{h['epoch']: h[key] for h in run['history'] if key in h} for run in runs]
     epochs = sorted(set.intersection(*(set(r) for r in per_run)))
     values = [[r[e] for r in per_run] for e in epochs]
-    return (epochs, [sum(v) / len(v) for v in values], [min(v) for v in values],
+    return (epochs, [_mean_or_nan(v) for v in values], [min(v) for v in values],
             [max(v) for v in values])
+
+
+def _mean_or_nan(values):
+    try:
+        return mean(values)
+    except ValueError:  # a nan logged (e.g. a diverged run's loss): a gap in the curve
+        return float('nan')
 
 
 def plot(runs, path):
@@ -75,8 +82,8 @@ def plot(runs, path):
     for name, group in group_runs(runs).items():
         label = name if len(group) == 1 else f'{name} (mean of {len(group)}, min-max)'
         for ax, key, scale in ((ax_ap, 'coco/bbox_mAP_50', 100), (ax_loss, 'loss', 1)):
-            epochs, mean, low, high = mean_curve(group, key)
-            line, = ax.plot(epochs, [scale * v for v in mean], marker='o', label=label)
+            epochs, middle, low, high = mean_curve(group, key)
+            line, = ax.plot(epochs, [scale * v for v in middle], marker='o', label=label)
             if len(group) > 1:
                 ax.fill_between(epochs, [scale * v for v in low], [scale * v for v in high],
                                 color=line.get_color(), alpha=0.2)
@@ -95,10 +102,8 @@ def main(argv=None):
     parser.add_argument('work_dirs', nargs='+', help='work dirs; the first is the baseline')
     parser.add_argument('--plot', help='PNG file for AP@0.5 and loss per epoch')
     args = parser.parse_args(argv)
-    try:
+    with user_errors(FileNotFoundError):  # a work dir without results
         runs = [load_run(d) for d in args.work_dirs]
-    except FileNotFoundError as e:
-        exit_with_error(e)
     print_table(runs)
     groups = group_runs(runs)
     if any(len(group) > 1 for group in groups.values()):

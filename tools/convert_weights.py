@@ -13,19 +13,13 @@ mmdet's publish_model does. An output file with other content is not overwritten
 ``--force``. Nothing is written when the weights are not a complete ResNet/ResNeXt backbone or
 do not match ``--arch``. Input: any torch checkpoint, or a ``.safetensors`` file.
 """
-import warnings
-
-# setuptools deprecates pkg_resources, which mmengine and mmcv import: not ours to fix, and it
-# would bury the command's own output (real warnings still show)
-warnings.filterwarnings('ignore', message='pkg_resources is deprecated', category=UserWarning,
-                        module=r'(mmengine|mmcv|mmdet|importlib)(\.|$)')
+import quiet_third_party  # noqa: F401  (first: silences third-party import noise)
 
 import argparse
 
+from resnext_det.errors import user_errors
 from resnext_det.weights import (
     SOURCES,
-    OutputExistsError,
-    WeightsError,
     convert,
     read_checkpoint,
     save_backbone_checkpoint,
@@ -71,18 +65,13 @@ def main():
     parser.add_argument('--force', action='store_true',
                         help='overwrite an output file that holds other content')
     args = parser.parse_args()
-    try:
+    with user_errors(OSError):  # OSError: a missing input, an unwritable output
         state_dict = convert(args.source, read_checkpoint(args.src))
         if args.arch:
             verify_against(state_dict, args.arch)
         saved = save_backbone_checkpoint(state_dict, args.dst,
                                          dict(source=args.src, format=args.source),
                                          publish=args.publish, force=args.force)
-    except OutputExistsError as exc:
-        parser.exit(2, f'error: {exc}: pass --force to overwrite it, or give another output '
-                       f'path\n')
-    except (WeightsError, OSError) as exc:
-        parser.exit(2, f'error: {exc}\n')
     print(saved.report())
     arch = saved.meta['arch']
     # what the configs here (ResNeXt's defaults) do not build: the config must ask for it

@@ -135,9 +135,10 @@ def run_seeds(args, seeds):
     unfinished = [det_dir for per_seed in dirs.values() for _, det_dir in per_seed.values()
                   if not osp.isfile(osp.join(det_dir, 'test_results.json'))]
     if unfinished:
-        sys.exit(f'error: no evaluated run in {", ".join(unfinished)} (tools/test.py writes '
-                 'test_results.json there): run those seeds without --report-only, or list '
-                 'only the finished ones in --seeds')
+        from resnext_det.errors import exit_with_error
+        exit_with_error(f'no evaluated run in {", ".join(unfinished)} (tools/test.py writes '
+                        'test_results.json there): run those seeds without --report-only, or '
+                        'list only the finished ones in --seeds')
     det_dirs = [dirs[v[1]][s][1] for s in seeds for v in variants]
     run('curves', ['tools/compare_results.py', *det_dirs, '--plot',
                    osp.join(args.work_dir, 'curves_seeds.png')])

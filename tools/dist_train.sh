@@ -11,12 +11,12 @@ PORT=${PORT:-29500}
 # PYTHON: the interpreter to run (default: python on PATH)
 MASTER_ADDR=${MASTER_ADDR:-"127.0.0.1"}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-# torchrun (same options), run by resnext_det/engine/dist_launch.py: when a rank dies, hangs or is
-# stopped the job ends with one `error:` line naming it (and, training, the checkpoint to resume
-# from); the collective timeout is the config's env_cfg.dist_cfg.timeout
+# torchrun (same options), run by tools/dist_launch.py: when a rank dies, hangs or is stopped the
+# job ends with one `error:` line naming it (and, training, the checkpoint to resume from); the
+# collective timeout is the config's env_cfg.dist_cfg.timeout
 
 PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}" \
-"${PYTHON:-python}" "$ROOT/resnext_det/engine/dist_launch.py" \
+"${PYTHON:-python}" "$ROOT/tools/dist_launch.py" \
     --nnodes="$NNODES" \
     --node_rank="$NODE_RANK" \
     --master_addr="$MASTER_ADDR" \

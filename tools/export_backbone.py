@@ -10,16 +10,12 @@ meta, and prints it, then the weights' and the file's sha256. ``--publish`` name
 ``<stem>-<sha256 of the file[:8]>.pth`` instead, as mmdet's publish_model does. An output file
 with other content is not overwritten without ``--force``.
 """
-import warnings
-
-# setuptools deprecates pkg_resources, which mmengine and mmcv import: not ours to fix, and it
-# would bury the command's own output (real warnings still show)
-warnings.filterwarnings('ignore', message='pkg_resources is deprecated', category=UserWarning,
-                        module=r'(mmengine|mmcv|mmdet|importlib)(\.|$)')
+import quiet_third_party  # noqa: F401  (first: silences third-party import noise)
 
 import argparse
 
-from resnext_det.weights import OutputExistsError, WeightsError, export_classifier
+from resnext_det.errors import user_errors
+from resnext_det.weights import export_classifier
 
 
 def main():
@@ -31,14 +27,9 @@ def main():
     parser.add_argument('--force', action='store_true',
                         help='overwrite an output file that holds other content')
     args = parser.parse_args()
-    try:
+    with user_errors(OSError):  # OSError: a missing input, an unwritable output
         saved = export_classifier(args.checkpoint, args.out, publish=args.publish,
                                   force=args.force)
-    except OutputExistsError as exc:
-        parser.exit(2, f'error: {exc}: pass --force to overwrite it, or give another output '
-                       f'path\n')
-    except (WeightsError, OSError) as exc:
-        parser.exit(2, f'error: {exc}\n')
     print(saved.report('epoch', 'top1'))
 
 

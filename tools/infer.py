@@ -8,7 +8,7 @@ IMAGES is an image file, a folder (its images, sorted) or a glob pattern (quote 
 ** recurses). For each image, OUT_DIR/vis/<name> is the image with the predictions scoring
 above --score-thr drawn, and OUT_DIR/preds/<stem>.json those predictions: bboxes (x1, y1, x2,
 y2 in the image's pixels), scores, labels, label_names, and for Mask R-CNN configs masks as
-COCO RLE (resnext_det/apis/inference.py describes the format). --score-thr 0 keeps them all.
+COCO RLE (docs/inference.md describes the format). --score-thr 0 keeps them all.
 Inference runs in fp32 (the *_fast configs' AMP/fp16 settings are for training and evaluation).
 
 Errors are one `error: ...` line on stderr with exit status 2: a missing config, checkpoint or
@@ -18,12 +18,7 @@ only warn), a device that is not there. An image that cannot be decoded is skipp
 are processed: the run ends with one `warning: ...` line naming the skipped files, and exits
 with status 0 if at least one image was predicted, 2 if none could be read.
 """
-import warnings
-
-# setuptools deprecates pkg_resources, which mmengine and mmcv import: not ours to fix, and it
-# would bury the command's own output (real warnings still show)
-warnings.filterwarnings('ignore', message='pkg_resources is deprecated', category=UserWarning,
-                        module=r'(mmengine|mmcv|mmdet|importlib)(\.|$)')
+import quiet_third_party  # noqa: F401  (first: silences third-party import noise)
 
 import argparse
 import os
@@ -33,8 +28,8 @@ from mmengine.config import DictAction
 
 import resnext_det.runtime  # noqa: F401  (tensor-only checkpoint loading)
 from resnext_det.apis import run_inference
-from resnext_det.engine import UserInputError, exit_with_error
-from resnext_det.utils.checkpoint import ALLOW_UNSAFE_ENV, CheckpointLoadError
+from resnext_det.errors import exit_with_error, first_few, user_errors
+from resnext_det.utils.checkpoint import ALLOW_UNSAFE_ENV
 
 MAX_LISTED = 10
 
@@ -66,9 +61,7 @@ def parse_args(argv=None):
 
 
 def _listing(failed):
-    shown = [f'{path} ({reason})' for path, reason in failed[:MAX_LISTED]]
-    more = f'; and {len(failed) - MAX_LISTED} more' if len(failed) > MAX_LISTED else ''
-    return '; '.join(shown) + more
+    return first_few(failed, MAX_LISTED, lambda item: f'{item[0]} ({item[1]})', sep='; ')
 
 
 def main(argv=None):
@@ -77,13 +70,11 @@ def main(argv=None):
     def progress(i, n, path, num):
         print(f'[{i}/{n}] {path}: {_count(num, "detection")}', flush=True)
 
-    try:
+    with user_errors():
         summary = run_inference(args.images, args.config, args.checkpoint,
                                 out_dir=args.out_dir, score_thr=args.score_thr,
                                 device=args.device, batch_size=args.batch_size,
                                 cfg_options=args.cfg_options, progress=progress)
-    except (UserInputError, CheckpointLoadError) as e:
-        exit_with_error(e)
     total = len(summary.done) + len(summary.failed)
     if not summary.done:
         what = 'the image could not' if total == 1 else f'none of the {total} images could'

@@ -6,16 +6,12 @@
 Re-running with the same arguments reuses the existing dataset; see
 resnext_det/datasets/demo_data.py for the layout.
 """
-import warnings
-
-# setuptools deprecates pkg_resources, which mmengine and mmcv import: not ours to fix, and it
-# would bury the command's own output (real warnings still show)
-warnings.filterwarnings('ignore', message='pkg_resources is deprecated', category=UserWarning,
-                        module=r'(mmengine|mmcv|mmdet|importlib)(\.|$)')
+import quiet_third_party  # noqa: F401  (first: silences third-party import noise)
 
 import argparse
 
-from resnext_det.datasets.demo_data import make_demo_data
+from resnext_det.demo import make_demo_data
+from resnext_det.errors import user_errors
 
 
 def main(argv=None):
@@ -27,11 +23,9 @@ def main(argv=None):
     parser.add_argument('--overwrite', action='store_true',
                         help='replace a demo dataset at --out made with other parameters')
     args = parser.parse_args(argv)
-    try:
+    with user_errors(ValueError):  # ValueError: sizes out of range
         info = make_demo_data(args.out, seed=args.seed, num_train=args.num_train,
                               num_val=args.num_val, overwrite=args.overwrite)
-    except ValueError as err:
-        parser.exit(2, f'error: {err}\n')
     counts = info['counts']
     print(f"{'generated' if info['generated'] else 'already present'}: {info['out_dir']} "
           f"(coco {counts['train_images']}/{counts['val_images']} train/val images with "

@@ -5,12 +5,7 @@
 
 Metrics are also written to WORK_DIR/test_results.json, which tools/compare_results.py reads.
 """
-import warnings
-
-# setuptools deprecates pkg_resources, which mmengine and mmcv import: not ours to fix, and it
-# would bury the command's own output (real warnings still show)
-warnings.filterwarnings('ignore', message='pkg_resources is deprecated', category=UserWarning,
-                        module=r'(mmengine|mmcv|mmdet|importlib)(\.|$)')
+import quiet_third_party  # noqa: F401  (first: silences third-party import noise)
 
 import argparse
 import json
@@ -21,20 +16,17 @@ from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 import resnext_det.runtime  # noqa: F401  (tensor-only checkpoint loading)
-from resnext_det.datasets import DatasetError
 from resnext_det.engine import (
-    UserInputError,
     add_common_args,
     check_inputs,
     end_cpu_distributed_run,
-    exit_with_error,
     load_config,
     parse_cli,
     setup_cpu_distributed,
 )
-from resnext_det.engine.dist_launch import exit_on_collective_failure
+from resnext_det.engine.collective import exit_on_collective_failure
+from resnext_det.errors import UserInputError, user_errors
 from resnext_det.utils.atomic import atomic_write
-from resnext_det.utils.checkpoint import CheckpointLoadError
 
 
 def parse_args(argv=None):
@@ -51,19 +43,15 @@ def parse_args(argv=None):
     return parse_cli(parser, argv)
 
 
-def main(argv=None):
-    args = parse_args(argv)
-    try:
-        cfg = load_config(args.config, args.cfg_options, args.launcher, args.work_dir)
-        if not osp.isfile(args.checkpoint):
-            raise UserInputError(f'checkpoint {args.checkpoint} does not exist')
-        if args.out is not None and not args.out.endswith(('.pkl', '.pickle')):
-            raise UserInputError(f'--out {args.out}: the dump file must end in .pkl')
-        cfg.load_from = args.checkpoint
-        check_inputs(cfg, 'test')
-        setup_cpu_distributed(cfg)
-    except UserInputError as e:
-        exit_with_error(e)
+def test(args) -> None:
+    cfg = load_config(args.config, args.cfg_options, args.launcher, args.work_dir)
+    if not osp.isfile(args.checkpoint):
+        raise UserInputError(f'checkpoint {args.checkpoint} does not exist')
+    if args.out is not None and not args.out.endswith(('.pkl', '.pickle')):
+        raise UserInputError(f'--out {args.out}: the dump file must end in .pkl')
+    cfg.load_from = args.checkpoint
+    check_inputs(cfg, 'test')
+    setup_cpu_distributed(cfg)
     if args.show or args.show_dir:
         from mmdet.engine.hooks.utils import trigger_visualization_hook
         cfg = trigger_visualization_hook(cfg, args)
@@ -73,8 +61,6 @@ def main(argv=None):
         runner.test_evaluator.metrics.append(DumpDetResults(out_file_path=args.out))
     try:
         metrics = runner.test()
-    except (CheckpointLoadError, DatasetError) as e:
-        exit_with_error(e)
     except RuntimeError as e:
         # another rank died, hung or was stopped: this one gave up in a collective
         exit_on_collective_failure(e, 'evaluation')
@@ -85,6 +71,12 @@ def main(argv=None):
                                            metrics={k: float(v) for k, v in metrics.items()}),
                                       indent=2))
         print(f'metrics written to {path}')
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    with user_errors():
+        test(args)
     end_cpu_distributed_run()  # a 2-process CPU run: ends without the gloo teardown
 
 

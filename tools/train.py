@@ -4,12 +4,7 @@
                                  [--clip-grad MAX_NORM] [--allow-unsafe-pickle]
                                  [--cfg-options k=v ...] [--launcher none|pytorch|slurm|mpi]
 """
-import warnings
-
-# setuptools deprecates pkg_resources, which mmengine and mmcv import: not ours to fix, and it
-# would bury the command's own output (real warnings still show)
-warnings.filterwarnings('ignore', message='pkg_resources is deprecated', category=UserWarning,
-                        module=r'(mmengine|mmcv|mmdet|importlib)(\.|$)')
+import quiet_third_party  # noqa: F401  (first: silences third-party import noise)
 
 import argparse
 import errno
@@ -18,22 +13,18 @@ from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 import resnext_det.runtime  # noqa: F401  (atomic checkpoint backend, tensor-only loading)
-from resnext_det.datasets import DatasetError
 from resnext_det.engine import (
-    NonFiniteLossError,
-    UserInputError,
     add_common_args,
     check_inputs,
     end_cpu_distributed_run,
-    exit_with_error,
     latest_complete_checkpoint,
     load_config,
     parse_cli,
     setup_cpu_distributed,
 )
-from resnext_det.engine.dist_launch import exit_on_collective_failure
+from resnext_det.engine.collective import exit_on_collective_failure
 from resnext_det.engine.startup import rollback_unless_started
-from resnext_det.utils.checkpoint import CheckpointLoadError
+from resnext_det.errors import UserInputError, user_errors
 
 TENSOR_ONLY_HOOK = 'resnext_det.TensorOnlyCheckpointHook'
 # a full disk, a quota, a read-only or unwritable work dir: stop with one line, not a traceback
@@ -90,21 +81,14 @@ def build_train_config(args):
     return cfg
 
 
-def main(argv=None):
-    args = parse_args(argv)
-    try:
-        cfg = build_train_config(args)
-    except UserInputError as e:
-        exit_with_error(e)
+def train(args) -> None:
+    cfg = build_train_config(args)
     try:
         # a config that fails before the first iteration leaves the work dir as it was
-        with rollback_unless_started(cfg.work_dir,
-                                     (CheckpointLoadError, DatasetError)) as started:
+        with rollback_unless_started(cfg.work_dir) as started:
             runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
             runner.register_hook(started)
             runner.train()
-    except (UserInputError, NonFiniteLossError, CheckpointLoadError, DatasetError) as e:
-        exit_with_error(e)
     except RuntimeError as e:
         # another rank died, hung or was stopped: this one gave up in a collective
         exit_on_collective_failure(e, 'training')
@@ -114,8 +98,15 @@ def main(argv=None):
             raise
         last = latest_complete_checkpoint(cfg.work_dir)
         kept = f'the last complete checkpoint, {last}, is intact' if last else 'no checkpoint yet'
-        exit_with_error(f'cannot write {e.filename}: {e.strerror}. Training stopped; {kept}. '
-                        'Free space (or fix the folder\'s permissions), then rerun with --resume')
+        raise UserInputError(f'cannot write {e.filename}: {e.strerror}. Training stopped; {kept}. '
+                             'Free space (or fix the folder\'s permissions), then rerun with '
+                             '--resume') from None
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    with user_errors():
+        train(args)
     end_cpu_distributed_run()  # a 2-process CPU run: ends without the gloo teardown
 
 

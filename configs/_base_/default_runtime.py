@@ -1,4 +1,5 @@
-# mmdet's runtime, plus the import that registers the `resnext_det` scope.
+# mmdet's runtime plus what every run of this project adds (detection and classification:
+# cls_runtime.py inherits this file), all in this one place.
 _base_ = 'mmdet::_base_/default_runtime.py'
 # 'resnext_det' registers our modules; 'resnext_det.runtime' is the explicit opt-in to the
 # atomic checkpoint backend and the tensor-only checkpoint loader (docs/reliability.md)

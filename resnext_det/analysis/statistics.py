@@ -1,15 +1,15 @@
 """Statistics for comparing backbones over seeds: is X better than R, by how much, how sure?
 
-Plain functions on lists of numbers (one number per run):
+Plain functions on lists of numbers (one number per run), on Python's ``statistics`` and
+``scipy.stats``:
 
 * :func:`mean`, :func:`sample_sd` (n - 1 in the denominator), :func:`describe`;
 * :func:`paired_difference`: X - R seed by seed (the same seed trains both models on the same
-  data order, so the pairs share part of their noise), with the paired t-test's confidence
-  interval ``mean(diff) +- t_{1-alpha/2, n-1} * sd(diff) / sqrt(n)`` and two-sided p-value;
-* :func:`seeds_needed`: how many paired seeds a given effect needs at a measured spread;
-* :func:`t_quantile` / :func:`t_cdf`: Student's t, from scipy when it is importable (mmdet
-  installs it) and otherwise computed exactly here (regularized incomplete beta by its
-  continued fraction, quantile by bisection): both agree to ~1e-10;
+  data order, so the pairs share part of their noise), with the paired t-test
+  (``scipy.stats.ttest_rel``): confidence interval ``mean(diff) +- t_{1-alpha/2, n-1} *
+  sd(diff) / sqrt(n)`` and two-sided p-value;
+* :func:`paired_power` / :func:`seeds_needed`: the exact (noncentral t) power of that test, and
+  how many paired seeds a given effect needs at a measured spread;
 * :func:`summarize` / :func:`format_markdown`: per-metric mean/sd per model and the paired
   differences against a baseline, from per-seed metric dicts (:func:`normalize_metrics`
   turns a work dir's ``coco/bbox_mAP*`` into ``AP``/``AP50``/... in percent).
@@ -24,10 +24,7 @@ import statistics as _stats
 from dataclasses import dataclass, field
 from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
-try:  # scipy comes with mmdet; the exact fallback below keeps this module dependency-free
-    from scipy import stats as _scipy_stats
-except ImportError:  # pragma: no cover - exercised through use_scipy=False in the tests
-    _scipy_stats = None
+from scipy import stats as _scipy_stats
 
 ONE_SEED = ('one seed: the spread of the difference is unknown, so there is no confidence '
             'interval (run at least 2 seeds per model)')
@@ -45,131 +42,20 @@ def _values(values: Iterable[float], name: str = 'values') -> List[float]:
 
 
 def mean(values: Iterable[float]) -> float:
-    """Arithmetic mean of the runs (ValueError for none)."""
-    values = _values(values)
-    return math.fsum(values) / len(values)
+    """Arithmetic mean of the runs (ValueError for none, or for a nan)."""
+    return _stats.fmean(_values(values))
 
 
 def sample_sd(values: Iterable[float]) -> float:
     """Sample standard deviation (n - 1 denominator); ``nan`` for a single run."""
     values = _values(values)
-    if len(values) < 2:
-        return float('nan')
-    m = math.fsum(values) / len(values)
-    return math.sqrt(math.fsum((v - m) ** 2 for v in values) / (len(values) - 1))
+    return _stats.stdev(values) if len(values) > 1 else float('nan')
 
 
 def describe(values: Iterable[float]) -> Dict[str, float]:
     """``dict(n, mean, sd)`` of the runs (sd is ``nan`` for one run)."""
     values = _values(values)
     return dict(n=len(values), mean=mean(values), sd=sample_sd(values))
-
-
-# ---------------------------------------------------------------------------------------------
-# Student's t, exactly (no tables)
-
-def _betacf(a: float, b: float, x: float) -> float:
-    """Continued fraction of the incomplete beta function (modified Lentz, Numerical Recipes)."""
-    tiny = 1e-300
-    qab, qap, qam = a + b, a + 1.0, a - 1.0
-    c, d = 1.0, 1.0 - qab * x / qap
-    d = 1.0 / (d if abs(d) > tiny else tiny)
-    h = d
-    for m in range(1, 10000):
-        m2 = 2 * m
-        aa = m * (b - m) * x / ((qam + m2) * (a + m2))
-        d = 1.0 + aa * d
-        d = 1.0 / (d if abs(d) > tiny else tiny)
-        c = 1.0 + aa / c
-        c = c if abs(c) > tiny else tiny
-        h *= d * c
-        aa = -(a + m) * (qab + m) * x / ((a + m2) * (qap + m2))
-        d = 1.0 + aa * d
-        d = 1.0 / (d if abs(d) > tiny else tiny)
-        c = 1.0 + aa / c
-        c = c if abs(c) > tiny else tiny
-        delta = d * c
-        h *= delta
-        if abs(delta - 1.0) < 1e-15:
-            return h
-    raise ArithmeticError(f'incomplete beta: no convergence for a={a}, b={b}, x={x}')
-
-
-def regularized_incomplete_beta(a: float, b: float, x: float) -> float:
-    """I_x(a, b) for a, b > 0 and 0 <= x <= 1."""
-    if not 0.0 <= x <= 1.0:
-        raise ValueError(f'x={x} must be in [0, 1]')
-    if x in (0.0, 1.0):
-        return x
-    log_front = (math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x)
-                 + b * math.log1p(-x))
-    # the continued fraction converges fast for x < (a + 1) / (a + b + 2); use symmetry else
-    if x < (a + 1.0) / (a + b + 2.0):
-        return math.exp(log_front) * _betacf(a, b, x) / a
-    return 1.0 - math.exp(log_front) * _betacf(b, a, 1.0 - x) / b
-
-
-def _t_cdf_exact(t: float, df: float) -> float:
-    tail = 0.5 * regularized_incomplete_beta(df / 2.0, 0.5, df / (df + t * t))
-    return 1.0 - tail if t >= 0 else tail
-
-
-def _t_quantile_exact(p: float, df: float) -> float:
-    if p == 0.5:
-        return 0.0
-    if p < 0.5:
-        return -_t_quantile_exact(1.0 - p, df)
-    lo, hi = 0.0, 1.0
-    while _t_cdf_exact(hi, df) < p:
-        lo, hi = hi, hi * 2.0
-        if hi > 1e300:
-            raise ArithmeticError(f't quantile p={p}, df={df} out of range')
-    for _ in range(200):
-        mid = 0.5 * (lo + hi)
-        if _t_cdf_exact(mid, df) < p:
-            lo = mid
-        else:
-            hi = mid
-        if hi - lo <= 1e-13 * max(1.0, hi):
-            break
-    return 0.5 * (lo + hi)
-
-
-def _check_df(df: float) -> None:
-    if isinstance(df, bool) or not df > 0 or math.isinf(df):
-        raise ValueError(f'df={df!r} must be a positive, finite number of degrees of freedom')
-
-
-def t_cdf(t: float, df: float, use_scipy: Optional[bool] = None) -> float:
-    """P(T <= t) for Student's t with ``df`` degrees of freedom.
-
-    ``use_scipy``: None uses scipy when importable, False forces the exact pure-Python path.
-    """
-    _check_df(df)
-    if (use_scipy is None and _scipy_stats is not None) or use_scipy:
-        return float(_scipy_stats.t.cdf(t, df))
-    return _t_cdf_exact(float(t), float(df))
-
-
-def t_quantile(p: float, df: float, use_scipy: Optional[bool] = None) -> float:
-    """The p-quantile of Student's t with ``df`` degrees of freedom (``t_{0.975,1} = 12.706``).
-
-    ``use_scipy`` as in :func:`t_cdf`; without scipy the quantile is found by bisection on the
-    exact CDF (to ~1e-13 relative).
-    """
-    _check_df(df)
-    if not 0.0 < p < 1.0:
-        raise ValueError(f'p={p!r} must be in (0, 1)')
-    if (use_scipy is None and _scipy_stats is not None) or use_scipy:
-        return float(_scipy_stats.t.ppf(p, df))
-    return _t_quantile_exact(float(p), float(df))
-
-
-def normal_quantile(p: float) -> float:
-    """The p-quantile of the standard normal (``z_{0.975} = 1.95996``)."""
-    if not 0.0 < p < 1.0:
-        raise ValueError(f'p={p!r} must be in (0, 1)')
-    return _stats.NormalDist().inv_cdf(p)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -199,8 +85,8 @@ class PairedDifference:
         return None if self.ci is None else (self.ci[1] - self.ci[0]) / 2
 
 
-def paired_difference(x: Sequence[float], r: Sequence[float], confidence: float = 0.95,
-                      use_scipy: Optional[bool] = None) -> PairedDifference:
+def paired_difference(x: Sequence[float], r: Sequence[float],
+                      confidence: float = 0.95) -> PairedDifference:
     """X - R run by run (``x[i]`` and ``r[i]`` from the same seed), with a t confidence interval.
 
     Args:
@@ -212,7 +98,7 @@ def paired_difference(x: Sequence[float], r: Sequence[float], confidence: float 
         :class:`PairedDifference`. One seed: ``sd``/``sem`` nan, ``ci``/``p_value`` None and
         ``reason`` saying why (no crash). Zero spread (all differences equal, n >= 2): ``ci`` is
         ``(mean, mean)``, ``p_value`` 0 (or 1 when the mean is 0 too) and ``reason`` warns that
-        this is luck at few seeds.
+        this is luck at few seeds (``ttest_rel`` would give nan there).
 
     Raises:
         ValueError: different lengths, no runs, nan values or a confidence outside (0, 1).
@@ -229,21 +115,35 @@ def paired_difference(x: Sequence[float], r: Sequence[float], confidence: float 
         return PairedDifference(n=n, mean=m, sd=sd, sem=float('nan'), confidence=confidence,
                                 t_crit=None, ci=None, p_value=None, diffs=diffs,
                                 reason=ONE_SEED)
-    t_crit = t_quantile(0.5 + confidence / 2, n - 1, use_scipy)
+    t_crit = float(_scipy_stats.t.ppf(0.5 + confidence / 2, n - 1))
     sem = sd / math.sqrt(n)
     # rounding: equal differences like 4.9 - 1.0 and 5.0 - 1.1 give sd ~1e-16, not 0
     if sd <= 1e-12 * max(1.0, abs(m)):
         return PairedDifference(n=n, mean=m, sd=0.0, sem=0.0, confidence=confidence,
                                 t_crit=t_crit, ci=(m, m), p_value=1.0 if m == 0 else 0.0,
                                 diffs=diffs, reason=ZERO_SPREAD)
-    p_value = 2.0 * (1.0 - t_cdf(abs(m) / sem, n - 1, use_scipy))
+    p_value = float(_scipy_stats.ttest_rel(x, r).pvalue)
     return PairedDifference(n=n, mean=m, sd=sd, sem=sem, confidence=confidence, t_crit=t_crit,
                             ci=(m - t_crit * sem, m + t_crit * sem), p_value=p_value,
                             diffs=diffs)
 
 
+def paired_power(n: int, effect: float, sd_diff: float, alpha: float = 0.05) -> float:
+    """The power of the two-sided paired t-test at level ``alpha`` with ``n`` paired seeds when
+    the true mean difference is ``effect`` and the per-seed difference has sd ``sd_diff``.
+
+    Exact: under the effect, ``t`` follows the noncentral t with ``n - 1`` degrees of freedom
+    and noncentrality ``effect / sd_diff * sqrt(n)`` (``scipy.stats.nct``).
+    """
+    if n < 2:
+        raise ValueError(f'n={n!r}: a paired t-test needs at least 2 seeds')
+    df, nc = n - 1, abs(effect) / sd_diff * math.sqrt(n)
+    t_crit = _scipy_stats.t.ppf(1 - alpha / 2, df)
+    return float(_scipy_stats.nct.sf(t_crit, df, nc) + _scipy_stats.nct.cdf(-t_crit, df, nc))
+
+
 def seeds_needed(effect: float, sd_diff: float, alpha: float = 0.05, power: float = 0.8,
-                 max_n: int = 100000, use_scipy: Optional[bool] = None) -> int:
+                 max_n: int = 100000) -> int:
     """Paired seeds for a two-sided paired t-test at level ``alpha`` to detect ``effect``.
 
     Args:
@@ -255,13 +155,9 @@ def seeds_needed(effect: float, sd_diff: float, alpha: float = 0.05, power: floa
         power: probability of a significant result when the effect is real.
 
     Returns:
-        The smallest n >= 2 with
-        ``n >= ((t_{1-alpha/2, n-1} + t_{power, n-1}) * sd_diff / effect) ** 2``,
-        i.e. the normal-approximation sample size ``((z_{1-alpha/2} + z_{power}) * sd / effect)^2``
-        with the normal quantiles replaced by t quantiles at n - 1 degrees of freedom and
-        solved by iteration (the usual refinement; the exact noncentral-t power at that n is
-        within a couple of points of ``power``). Zero spread gives 2, the fewest a t-test can
-        use.
+        The smallest n >= 2 whose exact power (:func:`paired_power`) reaches ``power``, searched
+        from the normal approximation ``((z_{1-alpha/2} + z_{power}) * sd_diff / effect)^2``.
+        Zero spread gives 2, the fewest a t-test can use.
 
     Raises:
         ValueError: zero/nan effect, negative or nan sd, alpha or power outside (0, 1), or
@@ -278,22 +174,19 @@ def seeds_needed(effect: float, sd_diff: float, alpha: float = 0.05, power: floa
         raise ValueError(f'alpha={alpha!r} and power={power!r} must be in (0, 1)')
     if sd_diff == 0:
         return 2
-    ratio = sd_diff / effect
-
-    def required(n: int) -> float:
-        df = n - 1
-        return ((t_quantile(1 - alpha / 2, df, use_scipy) + t_quantile(power, df, use_scipy))
-                * ratio) ** 2
-
-    # t quantiles exceed the normal ones for power > 0.5, so the answer is at least the normal
-    # approximation's: start there
-    z = normal_quantile(1 - alpha / 2) + normal_quantile(power)
-    n = max(2, math.ceil((z * ratio) ** 2)) if power > 0.5 else 2
-    while n < required(n):
+    too_many = ValueError(f'more than max_n={max_n} seeds needed for effect {effect} at sd '
+                          f'{sd_diff}')
+    z = _scipy_stats.norm.ppf(1 - alpha / 2) + _scipy_stats.norm.ppf(power)
+    n = max(2, math.ceil((z * sd_diff / effect) ** 2)) if z > 0 else 2
+    if n > max_n:  # the t-test needs at least as many seeds as the normal approximation
+        raise too_many
+    # the power grows with n: step from the approximation to the smallest n that reaches it
+    while n > 2 and paired_power(n - 1, effect, sd_diff, alpha) >= power:
+        n -= 1
+    while paired_power(n, effect, sd_diff, alpha) < power:
         n += 1
         if n > max_n:
-            raise ValueError(f'more than max_n={max_n} seeds needed for effect {effect} at sd '
-                             f'{sd_diff}')
+            raise too_many
     return n
 
 
@@ -374,8 +267,7 @@ def _by_seed(runs: Runs) -> Dict[object, Mapping[str, float]]:
 
 
 def summarize(runs: Mapping[str, Runs], baseline: Optional[str] = None,
-              metrics: Optional[Sequence[str]] = None, confidence: float = 0.95,
-              use_scipy: Optional[bool] = None) -> Summary:
+              metrics: Optional[Sequence[str]] = None, confidence: float = 0.95) -> Summary:
     """Per-metric mean/sd of each model and the paired difference of each model to a baseline.
 
     Args:
@@ -432,7 +324,7 @@ def summarize(runs: Mapping[str, Runs], baseline: Optional[str] = None,
     for k in metrics:
         values = {m: [per_model[m][s][k] for s in seeds] for m in models}
         stats[k] = {m: dict(describe(v), values=v) for m, v in values.items()}
-        diffs[k] = {m: paired_difference(values[m], values[baseline], confidence, use_scipy)
+        diffs[k] = {m: paired_difference(values[m], values[baseline], confidence)
                     for m in models[1:]}
     return Summary(baseline=baseline, models=models, metrics=list(metrics), seeds=seeds,
                    confidence=confidence, stats=stats, diffs=diffs, dropped_seeds=dropped)

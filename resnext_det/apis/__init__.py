@@ -8,8 +8,8 @@ from .inference import (
     CheckpointMismatchError,
     InferenceSummary,
     build_inferencer,
-    check_state_dict,
     collect_images,
+    load_state_dict_strict,
     read_image,
     resolve_device,
     run_inference,
@@ -17,6 +17,6 @@ from .inference import (
 
 __all__ = [
     'IMG_EXTENSIONS', 'CheckedDetInferencer', 'CheckpointMismatchError', 'InferenceSummary',
-    'build_inferencer', 'check_state_dict', 'collect_images', 'read_image', 'resolve_device',
+    'build_inferencer', 'collect_images', 'load_state_dict_strict', 'read_image', 'resolve_device',
     'run_inference'
 ]

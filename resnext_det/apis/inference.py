@@ -1,42 +1,15 @@
 """Predictions on your own images: mmdet's ``DetInferencer`` with the checks a user needs.
 
-:func:`run_inference` takes a file, a folder or a glob pattern, a config and a checkpoint, and
-writes under ``out_dir`` (mmdet's ``DetInferencer`` layout):
-
-* ``vis/<image name>``: the image with the predictions above ``score_thr`` drawn (mmdet's
-  ``DetLocalVisualizer``, the config's palette);
-* ``preds/<image stem>.json``: those predictions, as ``DetInferencer.pred2dict`` writes them
-  plus the class names and the image's path and size::
-
-      {"image": "data/x.jpg", "height": 192, "width": 192,
-       "labels": [0, ...], "label_names": ["circle", ...], "scores": [0.98, ...],
-       "bboxes": [[x1, y1, x2, y2], ...],            # pixels of the original image
-       "masks": [{"size": [h, w], "counts": "..."}]}  # COCO RLE, Mask R-CNN configs only
-
-  ``pycocotools.mask.decode`` turns a mask back into an array.
-
-What it adds to ``DetInferencer`` (whose pre/post-processing and drawing it uses as they are):
-
-* the checkpoint must fit the config: mmengine loads with ``strict=False`` and only logs missing
-  keys and shape mismatches, so a ResNet-50 checkpoint under an X-101 config would predict with
-  random layers; here it is refused, naming the first mismatches and the fix;
-* class names come from the checkpoint's ``dataset_meta`` (what the runner saves), else from the
-  config's test dataset (mmdet would fall back to the 80 COCO names);
-* an image that cannot be decoded is skipped and reported, the others are still processed;
-* inference runs in fp32 on every device: the ``*_fast`` configs' AMP optimizer and
-  ``test_cfg.fp16`` are training/evaluation settings, which the inferencer does not read
-  (their channels_last and folded-BN backbone switches do apply, and give the same results).
-
-Importing this module changes nothing in the process (beyond importing ``mmdet.apis``); loading
-a config runs its ``custom_imports`` (``resnext_det``, ``resnext_det.runtime``: checkpoints load
-through the tensor-only loader, and a corrupt or code-bearing file raises
-:class:`resnext_det.utils.checkpoint.CheckpointLoadError`).
+:func:`run_inference` writes the drawings (``OUT_DIR/vis``) and one JSON per image
+(``OUT_DIR/preds``); :class:`CheckedDetInferencer` loads the checkpoint strictly. The output
+format and what is added to mmdet's inferencer: docs/inference.md.
 """
 import copy
 import glob
 import logging
 import os
 import os.path as osp
+import re
 import warnings
 from dataclasses import dataclass, field
 from typing import Callable, List, Optional, Sequence, Tuple
@@ -48,19 +21,16 @@ from mmdet.apis import DetInferencer
 from mmdet.apis.det_inferencer import IMG_EXTENSIONS  # what DetInferencer takes from a folder
 from mmengine.logging import MMLogger
 
-from ..engine.launch import UserInputError, load_config
+from ..engine.launch import load_config
+from ..errors import CheckpointMismatchError, UserInputError, first_few
 
 _GLOB_CHARS = ('*', '?', '[')
 
 __all__ = [
     'IMG_EXTENSIONS', 'CheckedDetInferencer', 'CheckpointMismatchError', 'InferenceSummary',
-    'build_inferencer', 'check_state_dict', 'collect_images', 'read_image', 'resolve_device',
+    'build_inferencer', 'collect_images', 'load_state_dict_strict', 'read_image', 'resolve_device',
     'run_inference'
 ]
-
-
-class CheckpointMismatchError(UserInputError):
-    """The checkpoint's tensors do not fit the model the config builds."""
 
 
 @dataclass
@@ -148,23 +118,58 @@ def resolve_device(device: Optional[str]) -> str:
     return device
 
 
-def _shape(t) -> list:
-    return list(t.shape) if hasattr(t, 'shape') else [type(t).__name__]
+# what torch's strict load_state_dict reports (torch/nn/modules/module.py)
+_KEYS_RE = re.compile(r'(Missing|Unexpected) key\(s\) in state_dict: (.*?)\.\s*$', re.M)
+_SIZE_RE = re.compile(r'size mismatch for (\S+): copying a param with shape torch\.Size\((.*?)\) '
+                      r'from checkpoint, the shape in current model is torch\.Size\((.*?)\)')
 
 
-def _first(items: Sequence[str], n: int = 3) -> str:
-    more = f', ... ({len(items) - n} more)' if len(items) > n else ''
-    return ', '.join(items[:n]) + more
+def _mismatch_message(error: RuntimeError, state_dict: dict, checkpoint_path: str,
+                      config_path: str) -> str:
+    """torch's strict-load error as one line: the first mismatches and what to do."""
+    text = str(error)
+    keys = {kind: re.findall(r'"([^"]+)"', names) for kind, names in _KEYS_RE.findall(text)}
+    missing, unexpected = keys.get('Missing', []), keys.get('Unexpected', [])
+    sizes = [f'{k} is {ckpt} in the checkpoint, {model} in the model'
+             for k, ckpt, model in _SIZE_RE.findall(text)]
+    head = f'checkpoint {checkpoint_path} does not fit config {config_path}'
+    if unexpected and len(unexpected) == len(state_dict):
+        backbone_only = any(k.startswith(('conv1.', 'layer1.', 'stem.')) for k in state_dict)
+        hint = (' It looks like a backbone-only checkpoint (an ImageNet export, or weights '
+                'converted with tools/convert_weights.py): that goes into '
+                'model.backbone.init_cfg to train a detector (tools/train.py); predict with the '
+                'trained detector\'s checkpoint.'
+                if backbone_only else ' Pass a detector checkpoint trained with this config.')
+        return (f'{head}: none of its {len(state_dict)} tensors is a tensor of this model '
+                f'(first: {first_few(sorted(state_dict))}).{hint}')
+    problems = []
+    if sizes:
+        problems.append(f'{len(sizes)} tensors have another shape (first: {sizes[0]})')
+    if missing:
+        problems.append(f'{len(missing)} of the model\'s tensors are missing from it '
+                        f'(first: {first_few(missing)})')
+    if unexpected:
+        problems.append(f'{len(unexpected)} of its tensors have no place in the model '
+                        f'(first: {first_few(unexpected)})')
+    if not problems:  # a report torch words otherwise: pass it on, on one line
+        problems.append(' '.join(text.split()))
+    return (f'{head}: {"; ".join(problems)}. It was trained with another architecture (backbone '
+            'depth, groups or width, neck/head sizes, number of classes): pass the config it was '
+            'trained with, or a checkpoint trained with this config (for weights of another '
+            'codebase, convert them with tools/convert_weights.py).')
 
 
-def check_state_dict(model: torch.nn.Module, checkpoint, checkpoint_path: str = 'checkpoint',
-                     config_path: str = 'the config') -> None:
-    """Refuse a checkpoint that does not fit ``model``: tensors of another shape, model tensors
-    it lacks (BN's ``num_batches_tracked`` aside: old checkpoints have none) or tensors the
-    model has no place for (a deeper backbone's extra blocks).
+def load_state_dict_strict(model: torch.nn.Module, checkpoint,
+                           checkpoint_path: str = 'checkpoint',
+                           config_path: str = 'the config') -> None:
+    """Load ``checkpoint`` (a state dict, or a dict holding one under ``state_dict``) into
+    ``model`` with torch's strict ``load_state_dict``, after stripping a DDP ``module.`` prefix
+    as mmengine does.
 
     Raises:
-        CheckpointMismatchError: naming the first mismatches and what to do.
+        CheckpointMismatchError: not a state dict, or torch's error (tensors of another shape,
+            model tensors it lacks, tensors the model has no place for) as one line naming the
+            first mismatches and what to do.
     """
     if not isinstance(checkpoint, dict):
         raise CheckpointMismatchError(
@@ -173,44 +178,20 @@ def check_state_dict(model: torch.nn.Module, checkpoint, checkpoint_path: str = 
     if not isinstance(state_dict, dict):
         raise CheckpointMismatchError(f'checkpoint {checkpoint_path}: its state_dict is a '
                                       f'{type(state_dict).__name__}, not a dict of tensors')
-    # the prefix mmengine strips when loading (DataParallel/DDP wrappers)
-    ckpt = {k[len('module.'):] if k.startswith('module.') else k: v
-            for k, v in state_dict.items()}
-    own = model.state_dict()
-    mismatched = [f'{k} is {_shape(ckpt[k])} in the checkpoint, {list(v.shape)} in the model'
-                  for k, v in own.items() if k in ckpt and _shape(ckpt[k]) != list(v.shape)]
-    missing = [k for k in own if k not in ckpt and not k.endswith('num_batches_tracked')]
-    unexpected = [k for k in ckpt if k not in own]
-    if not (mismatched or missing or unexpected):
-        return
-    head = f'checkpoint {checkpoint_path} does not fit config {config_path}'
-    if not set(ckpt) & set(own):
-        backbone_only = any(k.startswith(('conv1.', 'layer1.', 'stem.')) for k in ckpt)
-        hint = (' It looks like a backbone-only checkpoint (an ImageNet export or converted '
-                'weights): that goes into model.backbone.init_cfg to train a detector '
-                '(tools/train.py); predict with the trained detector\'s checkpoint.'
-                if backbone_only else ' Pass a detector checkpoint trained with this config.')
-        raise CheckpointMismatchError(f'{head}: none of its {len(ckpt)} tensors is a tensor of '
-                                      f'this model (first: {_first(sorted(ckpt))}).{hint}')
-    problems = []
-    if mismatched:
-        problems.append(f'{len(mismatched)} tensors have another shape (first: {mismatched[0]})')
-    if missing:
-        problems.append(f'{len(missing)} of the model\'s tensors are missing from it '
-                        f'(first: {_first(missing)})')
-    if unexpected:
-        problems.append(f'{len(unexpected)} of its tensors have no place in the model '
-                        f'(first: {_first(unexpected)})')
-    raise CheckpointMismatchError(
-        f'{head}: {"; ".join(problems)}. It was trained with another architecture (backbone '
-        'depth, groups or width, neck/head sizes, number of classes): pass the config it was '
-        'trained with, or a checkpoint trained with this config.')
+    # a plain dict, without torch's per-module versions: BN then fills in the
+    # num_batches_tracked that old checkpoints lack (unused at inference)
+    stripped = {re.sub(r'^module\.', '', k): v for k, v in state_dict.items()}
+    try:
+        model.load_state_dict(stripped, strict=True)
+    except RuntimeError as e:
+        raise CheckpointMismatchError(
+            _mismatch_message(e, stripped, checkpoint_path, config_path)) from None
 
 
 class CheckedDetInferencer(DetInferencer):
-    """mmdet's ``DetInferencer`` that refuses a checkpoint not fitting the config
-    (:func:`check_state_dict`) and takes class names from the config's test dataset when the
-    checkpoint has none; everything else is mmdet's."""
+    """mmdet's ``DetInferencer`` that loads the checkpoint strictly (:func:`load_state_dict_strict`:
+    one that does not fit the config is refused) and takes class names from the config's test
+    dataset when the checkpoint has none; everything else is mmdet's."""
 
     def __init__(self, *args, checkpoint_path: str = 'checkpoint',
                  config_path: str = 'the config', **kwargs) -> None:
@@ -220,7 +201,8 @@ class CheckedDetInferencer(DetInferencer):
 
     def _load_weights_to_model(self, model, checkpoint, cfg) -> None:
         if checkpoint is not None:
-            check_state_dict(model, checkpoint, self.checkpoint_path, self.config_path)
+            # mmdet then loads the same tensors again (non-strict, now silent) and reads the meta
+            load_state_dict_strict(model, checkpoint, self.checkpoint_path, self.config_path)
             meta = checkpoint.setdefault('meta', {})
             if 'dataset_meta' not in meta and 'CLASSES' not in meta:
                 classes = _config_classes(cfg)
@@ -251,8 +233,8 @@ class _DropRegistryScopeWarning(logging.Filter):
 
 def build_inferencer(config: str, checkpoint: str, device: Optional[str] = None,
                      cfg_options: Optional[dict] = None):
-    """An mmdet ``DetInferencer`` for ``config`` with the weights of ``checkpoint``, checked to
-    fit (see the module docstring), in eval mode on ``device`` (default: CUDA if available).
+    """An mmdet ``DetInferencer`` for ``config`` with the weights of ``checkpoint``, loaded
+    strictly, in eval mode on ``device`` (default: CUDA if available).
 
     Raises:
         UserInputError: missing config or checkpoint, a config without a test pipeline, a
@@ -316,7 +298,7 @@ def run_inference(images, config: str, checkpoint: str, out_dir: str = 'work_dir
                   progress: Optional[Callable[[int, int, str, int], None]] = None,
                   ) -> InferenceSummary:
     """Predict on ``images`` (a path, folder or glob pattern; or a list of paths) and write the
-    drawings and JSON files under ``out_dir`` (see the module docstring).
+    drawings and JSON files under ``out_dir`` (the format: docs/inference.md).
 
     Images that cannot be decoded are skipped and listed in the summary's ``failed``; the
     others are predicted. ``progress(i, n, path, num_detections)`` is called after each image

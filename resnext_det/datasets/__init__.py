@@ -1,5 +1,5 @@
+from ..errors import DatasetError
 from .coco import CocoDataset
-from .errors import DatasetError
 from .imagenet import ImageNetFolder
 
 __all__ = ['CocoDataset', 'DatasetError', 'ImageNetFolder']

@@ -21,8 +21,8 @@ from typing import Dict, List, Union
 from mmdet.datasets import CocoDataset as MMDetCocoDataset
 from mmengine.logging import print_log
 
+from ..errors import DatasetError, first_few
 from ..registry import DATASETS
-from .errors import DatasetError, first_few
 
 
 def _skip_reason(ann: dict, img_info: dict, cat_ids) -> str:

@@ -12,8 +12,8 @@ from torch.utils.data import Dataset
 from torchvision.datasets.folder import find_classes, make_dataset
 from torchvision.transforms import v2
 
+from ..errors import DatasetError
 from ..registry import DATASETS
-from .errors import DatasetError
 
 IMG_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.webp')
 

@@ -1,4 +1,5 @@
 """Runner glue: what the CLIs share, checkpoint reliability and training hooks."""
+from ..errors import NonFiniteLossError, UserInputError, exit_with_error
 from .checkpointing import (
     ATOMIC_BACKEND,
     AtomicLocalBackend,
@@ -8,13 +9,11 @@ from .checkpointing import (
     latest_complete_checkpoint,
     register_atomic_backend,
 )
-from .hooks import NonFiniteLossError, NonFiniteLossHook
+from .hooks import NonFiniteLossHook
 from .launch import (
-    UserInputError,
     add_common_args,
     check_inputs,
     end_cpu_distributed_run,
-    exit_with_error,
     load_config,
     parse_cli,
     setup_cpu_distributed,

@@ -4,11 +4,8 @@ import math
 import torch
 from mmengine.hooks import Hook, RuntimeInfoHook
 
+from ..errors import NonFiniteLossError
 from ..registry import HOOKS
-
-
-class NonFiniteLossError(FloatingPointError):
-    """Training produced a NaN/inf loss; the message names the iteration and the term."""
 
 
 @HOOKS.register_module()

@@ -6,23 +6,13 @@ import datetime
 import os
 import os.path as osp
 import sys
-from typing import NoReturn, Optional
+from typing import Optional
 
 import torch
 from mmengine.config import Config, DictAction
 
+from ..errors import UserInputError
 from ..utils.checkpoint import ALLOW_UNSAFE_ENV
-
-
-class UserInputError(Exception):
-    """Bad input the user can fix; the CLIs print the message alone and exit with status 2."""
-
-
-def exit_with_error(message) -> NoReturn:
-    """How every CLI stops on a user error: one `error:` line on stderr, exit status 2 (the
-    status argparse uses for bad arguments), no traceback."""
-    print(f'error: {message}', file=sys.stderr)
-    raise SystemExit(2)
 
 
 def add_common_args(parser) -> None:

@@ -6,22 +6,26 @@ config that is wrong in any of those (an unknown type, a negative size, a value 
 type) therefore fails after files were written, with a traceback from deep inside mmengine.
 :func:`rollback_unless_started` runs that start-up as one step: if anything fails before the
 first training iteration has completed, what the run added to the work dir is removed (a work
-dir it created is removed whole), files it overwrote are restored, and the failure becomes a
-:class:`~resnext_det.engine.launch.UserInputError` naming it. Failures after the first iteration
-(a NaN loss, a full disk) propagate unchanged: by then the run has produced work to keep.
+dir it created is removed whole), files it overwrote are restored, and a config error becomes a
+:class:`~resnext_det.errors.UserInputError` naming it; a bug in a user's own module keeps its
+traceback. Failures after the first iteration (a NaN loss, a full disk) propagate unchanged: by
+then the run has produced work to keep.
 """
 import contextlib
 import os
 import os.path as osp
 import shutil
+import sysconfig
+import traceback
 from pathlib import Path
 from typing import Dict, Iterator, Optional
 
 from mmengine.hooks import Hook
 
-from .launch import UserInputError
+from ..errors import UserInputError
 
 TRACEBACK_ENV = 'RESNEXT_DET_TRACEBACK'
+TOOLS_DIR = osp.join(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))), 'tools')
 
 
 class TrainingStartedHook(Hook):
@@ -60,14 +64,44 @@ def _restore(work_dir: str, before: Optional[Dict[str, Optional[bytes]]]) -> Non
             Path(work_dir, name).write_bytes(content)
 
 
+def _user_code_frame(exc: BaseException) -> Optional[str]:
+    """``file:line`` of the innermost frame of ``exc`` (or of the exceptions it was raised
+    from, as mmengine's registry re-raises) that is in a file of neither this project nor an
+    installed library nor Python itself: a user's own module (``custom_imports``); None if
+    there is no such frame."""
+    known = [osp.dirname(osp.dirname(osp.abspath(__file__))), TOOLS_DIR]
+    known += [sysconfig.get_paths()[k] for k in ('stdlib', 'platstdlib', 'purelib', 'platlib')]
+    seen = set()
+    # the exception's own traceback starts in this module (where it is caught), then the body
+    # of the `with` that runs the start-up (tools/train.py, or whoever calls it): skip those
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_frame.f_code.co_filename == __file__:
+        tb = tb.tb_next
+    tb = tb.tb_next if tb is not None else None
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        found = None
+        for frame, line in traceback.walk_tb(tb):
+            path = osp.abspath(frame.f_code.co_filename)
+            if not path.startswith('<') and not any(
+                    path.startswith(osp.join(k, '')) for k in known):
+                found = f'{path}:{line}'
+        if found:
+            return found
+        exc = exc.__cause__ or exc.__context__
+        tb = exc.__traceback__ if exc is not None else None
+    return None
+
+
 @contextlib.contextmanager
-def rollback_unless_started(work_dir: str, known_errors=()) -> Iterator[TrainingStartedHook]:
+def rollback_unless_started(work_dir: str) -> Iterator[TrainingStartedHook]:
     """Run a training start-up; yields the hook to register on the runner.
 
-    ``known_errors``: exception types whose message already names the problem and the fix
-    (a corrupt checkpoint, bad data): they are rolled back too and re-raised as
-    ``UserInputError`` with their own message. Only rank 0 touches the work dir.
-    Set RESNEXT_DET_TRACEBACK=1 to get the original exception instead.
+    A failure before the first iteration is rolled back (only rank 0 touches the work dir),
+    then: a :class:`UserInputError` propagates as it is; a failure raised in a user's own module
+    (a bug to debug) keeps its traceback; anything else, a config that mmengine or mmdet cannot
+    build, becomes a ``UserInputError`` naming it. RESNEXT_DET_TRACEBACK=1 keeps every
+    traceback.
     """
     work_dir = osp.abspath(work_dir)
     rank_zero = int(os.environ.get('RANK', '0')) == 0
@@ -80,13 +114,12 @@ def rollback_unless_started(work_dir: str, known_errors=()) -> Iterator[Training
             raise
         if rank_zero:
             _restore(work_dir, before)
-        if os.environ.get(TRACEBACK_ENV) == '1':
+        if isinstance(e, UserInputError) or os.environ.get(TRACEBACK_ENV) == '1':
             raise
-        if isinstance(e, known_errors):
-            raise UserInputError(str(e)) from None
+        if _user_code_frame(e):
+            raise
         detail = str(e).strip().splitlines()[0] if str(e).strip() else ''
         raise UserInputError(
             f'the run could not start: {type(e).__name__}: {detail} (nothing was kept in '
             f'{work_dir}; check the config and --cfg-options; {TRACEBACK_ENV}=1 shows the '
             'traceback)') from None
-

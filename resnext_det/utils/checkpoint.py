@@ -24,15 +24,9 @@ from typing import Optional
 import numpy as np
 import torch
 
+from ..errors import CheckpointLoadError
+
 ALLOW_UNSAFE_ENV = 'RESNEXT_DET_ALLOW_UNSAFE_PICKLE'
-
-
-class CheckpointLoadError(RuntimeError):
-    """A checkpoint file that cannot be loaded safely; the message names the file and why."""
-
-    def __init__(self, path: str, reason: str) -> None:
-        super().__init__(f'{path}: {reason}')
-        self.path, self.reason = path, reason
 
 
 def mmengine_checkpoint_globals() -> list:

@@ -12,6 +12,7 @@ from typing import Dict, Mapping, Tuple
 
 import torch
 
+from ..errors import WeightsError, first_few
 from ..models import ResNeXt
 
 # At most this many keys are named in an error message.
@@ -20,15 +21,9 @@ DEPTHS = {blocks: depth for depth, blocks in ResNeXt.arch_settings.items()}
 BLOCK_KEY = re.compile(r'^layer([1-4])\.(\d+)\.')
 
 
-class WeightsError(ValueError):
-    """A checkpoint that does not fit the ResNeXt backbone, or is not a checkpoint at all."""
-
-
 def name_keys(keys, describe=repr) -> str:
-    """``'a', 'b', ... (N in all)``: the first few keys, enough to recognise the problem."""
-    keys = list(keys)
-    named = ', '.join(describe(k) for k in keys[:MAX_NAMED_KEYS])
-    return named if len(keys) <= MAX_NAMED_KEYS else f'{named}, ... ({len(keys)} in all)'
+    """``'a', 'b', 'c', 'd', 'e' and 7 more``: enough keys to recognise the problem."""
+    return first_few(keys, MAX_NAMED_KEYS, describe)
 
 
 def _blocks_per_stage(state_dict: Mapping) -> Tuple[int, ...]:

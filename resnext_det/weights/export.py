@@ -24,17 +24,10 @@ from typing import Dict, Mapping, Optional
 
 import torch
 
+from ..errors import OutputExistsError
 from ..utils.atomic import atomic_write
 from .arch import infer_arch
 from .convert import convert, read_checkpoint
-
-
-class OutputExistsError(FileExistsError):
-    """The output path holds a file with other content, and overwriting was not asked for."""
-
-    def __init__(self, path: str, reason: str = 'already exists with different content'):
-        super().__init__(f'{path} {reason}; not overwriting it')
-        self.path = path
 
 
 @dataclass(frozen=True)
@@ -119,7 +112,7 @@ def save_backbone_checkpoint(state_dict: Mapping, out_path: str, meta: Dict, *,
         final_path = out_path
     status = 'written'
     if os.path.isdir(final_path):
-        raise OutputExistsError(final_path, 'is a directory; give a file path (NAME.pth)')
+        raise OutputExistsError(final_path, 'is a directory', fix='give a file path (NAME.pth)')
     if os.path.exists(final_path):
         if file_sha256(final_path) == sha256:
             os.utime(final_path)

@@ -2,6 +2,7 @@
 report it writes from the runs' work dirs (statistics, complexity, power)."""
 import importlib.util
 import json
+import re
 
 import pytest
 
@@ -90,7 +91,10 @@ def test_report_only_summarises_finished_seeds_and_names_missing_ones(demo, tmp_
     assert '==> pretrain' not in out and '==> demo data' not in out
     report = json.loads((work_dir / 'compare_seeds.json').read_text())
     assert report['differences']['AP50'][labels[1]]['mean'] == pytest.approx(2.95)
-    with pytest.raises(SystemExit, match=r'no evaluated run in .*seed2/r50_slim'):
+    with pytest.raises(SystemExit) as stop:  # one `error:` line, exit status 2
         demo.main(['--seeds', '0,1,2', '--report-only', '--work-dir', str(work_dir)])
+    assert stop.value.code == 2
+    assert re.search(r'^error: no evaluated run in .*seed2/r50_slim', capsys.readouterr().err,
+                     re.M)
     with pytest.raises(SystemExit):
         demo.main(['--report-only'])

@@ -1,9 +1,8 @@
-"""Statistics over seeds, against hand-computed numbers (and scipy where it is installed)."""
+"""Statistics over seeds, against hand-computed and textbook numbers."""
 import math
 
 import pytest
 
-from resnext_det.analysis import statistics as st
 from resnext_det.analysis.statistics import (
     ONE_SEED,
     ZERO_SPREAD,
@@ -13,14 +12,11 @@ from resnext_det.analysis.statistics import (
     metrics_from_work_dir,
     normalize_metrics,
     paired_difference,
+    paired_power,
     sample_sd,
     seeds_needed,
     summarize,
-    t_cdf,
-    t_quantile,
 )
-
-EXACT = [False, None]  # the pure-Python path, and the default (scipy when installed)
 
 
 def test_mean_and_sample_sd():
@@ -35,57 +31,18 @@ def test_mean_and_sample_sd():
         sample_sd([1.0, float('nan')])
 
 
-@pytest.mark.parametrize('use_scipy', EXACT)
-@pytest.mark.parametrize('df, expected', [(1, 12.706), (2, 4.303), (4, 2.776), (9, 2.262),
-                                          (30, 2.042)])
-def test_t_quantile_table_values(df, expected, use_scipy):
-    assert t_quantile(0.975, df, use_scipy=use_scipy) == pytest.approx(expected, abs=5e-4)
-    assert t_quantile(0.025, df, use_scipy=use_scipy) == pytest.approx(-expected, abs=5e-4)
-
-
-def test_exact_t_against_closed_forms():
-    # df 1 is Cauchy: quantile tan(pi (p - 1/2)); df 2: t = (2p - 1) sqrt(2 / (4p (1 - p)))
-    for p in (0.6, 0.8, 0.9, 0.975, 0.995, 0.9999):
-        assert t_quantile(p, 1, use_scipy=False) == pytest.approx(math.tan(math.pi * (p - .5)),
-                                                                  rel=1e-9)
-        assert t_quantile(p, 2, use_scipy=False) == pytest.approx(
-            (2 * p - 1) * math.sqrt(2 / (4 * p * (1 - p))), rel=1e-9)
-    assert t_cdf(0.0, 7, use_scipy=False) == 0.5
-    assert t_cdf(1.0, 1, use_scipy=False) == pytest.approx(0.75, rel=1e-12)
-    # large df tends to the normal
-    assert t_quantile(0.975, 1e6, use_scipy=False) == pytest.approx(1.959966, abs=1e-5)
-    assert t_quantile(0.8, 16, use_scipy=False) == pytest.approx(0.8647, abs=1e-4)
-
-
-def test_exact_t_matches_scipy():
-    stats = pytest.importorskip('scipy.stats')
-    for df in (1, 1.5, 2, 3, 5, 10, 29, 100, 1000):
-        for p in (0.55, 0.8, 0.9, 0.95, 0.975, 0.999):
-            assert t_quantile(p, df, use_scipy=False) == pytest.approx(stats.t.ppf(p, df),
-                                                                       rel=1e-9)
-        for t in (-30.0, -2.0, 0.3, 1.0, 4.0, 50.0):
-            assert t_cdf(t, df, use_scipy=False) == pytest.approx(stats.t.cdf(t, df),
-                                                                  rel=1e-9, abs=1e-14)
-
-
-@pytest.mark.parametrize('bad', [0, -1, float('inf'), float('nan')])
-def test_t_bad_df(bad):
-    with pytest.raises(ValueError, match='df'):
-        t_quantile(0.975, bad)
-
-
-@pytest.mark.parametrize('use_scipy', EXACT)
-def test_the_issues_two_seeds(use_scipy):
+def test_the_issues_two_seeds():
     # X - R AP@0.5: +4.9 and +1.0
-    d = paired_difference([93.2, 91.0], [88.3, 90.0], use_scipy=use_scipy)
+    d = paired_difference([93.2, 91.0], [88.3, 90.0])
     assert d.n == 2 and d.mean == pytest.approx(2.95)
     assert d.sd == pytest.approx(3.9 / math.sqrt(2)) and d.sd == pytest.approx(2.758, abs=1e-3)
     assert d.sem == pytest.approx(1.95)
+    assert d.t_crit == pytest.approx(12.706205, abs=1e-6)  # t_{0.975,1} (tables)
     half = 12.706205 * 1.95  # t_{0.975,1} * sd / sqrt(2)
     assert d.ci == (pytest.approx(2.95 - half), pytest.approx(2.95 + half))
     assert (round(d.ci[0], 1), round(d.ci[1], 1)) == (-21.8, 27.7)
     assert d.half_width == pytest.approx(half)
-    # t = 2.95 / 1.95 with 1 df: p = 1 - 2 atan(t) / pi
+    # t = 2.95 / 1.95 with 1 df (a Cauchy): p = 1 - 2 atan(t) / pi
     assert d.p_value == pytest.approx(1 - 2 * math.atan(2.95 / 1.95) / math.pi)
     assert d.reason is None
 
@@ -95,6 +52,9 @@ def test_paired_difference_three_seeds_by_hand():
     d = paired_difference([11.0, 12.0, 16.0], [10.0, 10.0, 10.0])
     half = 4.302653 * math.sqrt(7) / math.sqrt(3)
     assert d.ci == (pytest.approx(3 - half, abs=1e-5), pytest.approx(3 + half, abs=1e-5))
+    # t = 3 / (sqrt(7) / sqrt(3)) = 1.9640 with 2 df: p = 1 - t / sqrt(2 + t^2) (closed form)
+    t = 3 / math.sqrt(7 / 3)
+    assert d.p_value == pytest.approx(1 - t / math.sqrt(2 + t * t))
     d90 = paired_difference([11.0, 12.0, 16.0], [10.0, 10.0, 10.0], confidence=0.9)
     assert d90.t_crit == pytest.approx(2.919986, abs=1e-6)  # t_{0.95,2}
 
@@ -123,42 +83,55 @@ def test_paired_difference_errors():
         paired_difference([1.0, 2.0], [0.0, 0.0], confidence=95)
 
 
-@pytest.mark.parametrize('use_scipy', EXACT)
-def test_seeds_needed_for_two_points_at_the_issues_spread(use_scipy):
-    # normal approximation: ((1.960 + 0.842) * 2.758 / 2)^2 = 14.9; with t quantiles: n = 17
-    # (t_{0.975,16} + t_{0.8,16} = 2.1199 + 0.8647: (2.9846 * 1.379)^2 = 16.94 <= 17, while
-    # at n = 16, (2.1314 + 0.8662)^2 * 1.379^2 = 17.08 > 16)
-    assert seeds_needed(2.0, 2.758, use_scipy=use_scipy) == 17
-    assert seeds_needed(-2.0, 2.758, use_scipy=use_scipy) == 17  # the sign does not matter
+def test_paired_power_textbook_values():
+    # Cohen's d = effect / sd = 1 at n = 10, alpha 0.05 two-sided: power 0.8031 (G*Power);
+    # d = 0.5 at n = 34: 0.8078
+    assert paired_power(10, 1.0, 1.0) == pytest.approx(0.8031, abs=1e-4)
+    assert paired_power(34, 0.5, 1.0) == pytest.approx(0.8078, abs=1e-4)
+    assert paired_power(34, -0.5, 1.0) == paired_power(34, 0.5, 1.0)
+    # no effect at all: the test rejects at its level
+    assert paired_power(5, 1e-12, 1.0) == pytest.approx(0.05)
+    with pytest.raises(ValueError, match='at least 2'):
+        paired_power(1, 1.0, 1.0)
 
 
-def test_seeds_needed_formula_and_edges():
-    for effect, sd in ((1.0, 1.0), (0.5, 1.0), (2.0, 1.0), (1.0, 3.0)):
-        n = seeds_needed(effect, sd)
+def test_seeds_needed_for_two_points_at_the_issues_spread():
+    # normal approximation: ((1.960 + 0.842) * 2.758 / 2)^2 = 14.9 seeds; the t-test needs 17
+    assert seeds_needed(2.0, 2.758) == 17
+    assert seeds_needed(-2.0, 2.758) == 17  # the sign does not matter
+    assert paired_power(17, 2.0, 2.758) >= 0.8 > paired_power(16, 2.0, 2.758)
 
-        def need(k):
-            return ((t_quantile(0.975, k - 1) + t_quantile(0.8, k - 1)) * sd / effect) ** 2
-        assert n >= need(n) and (n == 2 or n - 1 < need(n - 1))
-    assert seeds_needed(1.0, 1.0) == 10
+
+@pytest.mark.parametrize('effect, sd, expected', [
+    # the textbook paired-t sample sizes (G*Power, Cohen's d, alpha 0.05 two-sided, power 0.8)
+    (1.0, 1.0, 10), (0.5, 1.0, 34), (0.8, 1.0, 15), (0.2, 1.0, 199)])
+def test_seeds_needed_textbook_sizes(effect, sd, expected):
+    assert seeds_needed(effect, sd) == expected
+
+
+def test_seeds_needed_is_the_smallest_n_with_the_power():
+    for effect, sd, alpha, power in ((2.0, 2.758, 0.05, 0.8), (1.0, 3.0, 0.05, 0.8),
+                                     (1.0, 1.0, 0.01, 0.9), (3.0, 1.0, 0.05, 0.8),
+                                     (1.0, 1.0, 0.05, 0.3)):
+        n = seeds_needed(effect, sd, alpha=alpha, power=power)
+        assert paired_power(n, effect, sd, alpha) >= power
+        assert n == 2 or paired_power(n - 1, effect, sd, alpha) < power
+
+
+def test_seeds_needed_edges():
     assert seeds_needed(1.0, 1.0, power=0.9) > 10 and seeds_needed(1.0, 1.0, alpha=0.01) > 10
     assert seeds_needed(2.0, 0.0) == 2  # zero spread: the fewest a t-test can use
+    assert seeds_needed(100.0, 1.0) == 2  # a huge effect: still the fewest a t-test can use
     with pytest.raises(ValueError, match='effect'):
         seeds_needed(0.0, 1.0)
     with pytest.raises(ValueError, match='sd_diff'):
         seeds_needed(1.0, float('nan'))
+    with pytest.raises(ValueError, match='alpha'):
+        seeds_needed(1.0, 1.0, power=1.0)
     with pytest.raises(ValueError, match='max_n'):
         seeds_needed(0.001, 10.0, max_n=1000)
-
-
-def test_seeds_needed_reaches_the_power():
-    stats = pytest.importorskip('scipy.stats')
-
-    def power(n, effect, sd):  # exact, noncentral t
-        tc, nc = stats.t.ppf(0.975, n - 1), effect / sd * math.sqrt(n)
-        return 1 - stats.nct.cdf(tc, n - 1, nc) + stats.nct.cdf(-tc, n - 1, nc)
-    for effect, sd in ((2.0, 2.758), (1.0, 1.0), (0.5, 1.0), (1.0, 3.0)):
-        n = seeds_needed(effect, sd)
-        assert power(n, effect, sd) >= 0.79 and power(n - 1, effect, sd) < 0.8
+    with pytest.raises(ValueError, match='max_n'):
+        seeds_needed(0.3, 1.0, max_n=88)  # the normal approximation (88) fits, not the exact
 
 
 def test_normalize_metrics():
@@ -236,9 +209,3 @@ def test_metrics_from_work_dir(tmp_path):
     assert metrics_from_work_dir(str(tmp_path)) == dict(AP=50.0, AP50=75.0, AP75=50.0)
     with pytest.raises(FileNotFoundError, match='tools/test.py'):
         metrics_from_work_dir(str(tmp_path / 'missing'))
-
-
-def test_no_scipy_path_is_the_default_without_scipy(monkeypatch):
-    monkeypatch.setattr(st, '_scipy_stats', None)
-    assert t_quantile(0.975, 4) == pytest.approx(2.776445, abs=1e-6)
-    assert seeds_needed(2.0, 2.758) == 17

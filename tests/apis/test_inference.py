@@ -15,11 +15,11 @@ import torch
 
 from resnext_det.apis import (
     CheckpointMismatchError,
-    check_state_dict,
     collect_images,
+    load_state_dict_strict,
     run_inference,
 )
-from resnext_det.datasets.demo_data import CLASSES, make_demo_data
+from resnext_det.demo import CLASSES, make_demo_data
 from resnext_det.engine import UserInputError
 from resnext_det.utils.checkpoint import CheckpointLoadError
 
@@ -236,15 +236,33 @@ def test_input_errors(assets, tmp_path):
                       str(R50_SLIM), assets['r50'], out_dir=str(tmp_path / 'out'))
 
 
-def test_check_state_dict():
+def test_load_state_dict_strict():
+    torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4))
-    state = model.state_dict()
-    # a DDP prefix, and BN counters old checkpoints lack, are fine
-    check_state_dict(model, {'state_dict': {f'module.{k}': v for k, v in state.items()
-                                            if not k.endswith('num_batches_tracked')}})
-    with pytest.raises(CheckpointMismatchError, match=r'1 of the model.s tensors are missing'):
-        check_state_dict(model, {k: v for k, v in state.items() if k != '1.bias'})
+    source = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4))
+    state = source.state_dict()
+    # a DDP prefix, and BN counters old checkpoints lack, are fine; the weights are loaded
+    load_state_dict_strict(model, {'state_dict': {f'module.{k}': v for k, v in state.items()
+                                                  if not k.endswith('num_batches_tracked')}})
+    assert torch.equal(model[0].weight, source[0].weight)
+    with pytest.raises(CheckpointMismatchError, match=r'1 of the model.s tensors are missing '
+                                                      r'from it \(first: 1\.bias\)'):
+        load_state_dict_strict(model, {k: v for k, v in state.items() if k != '1.bias'})
     with pytest.raises(CheckpointMismatchError, match='1 of its tensors have no place'):
-        check_state_dict(model, dict(state, extra=torch.zeros(1)))
+        load_state_dict_strict(model, dict(state, extra=torch.zeros(1)))
+    # torch's three reports at once, summarised on one line
+    bad = dict(state, extra=torch.zeros(1), **{'0.weight': torch.zeros(5, 3, 3, 3)})
+    del bad['1.bias']
+    with pytest.raises(CheckpointMismatchError) as info:
+        load_state_dict_strict(model, bad, 'x.pth', 'cfg.py')
+    message = str(info.value)
+    assert '\n' not in message and message.startswith('checkpoint x.pth does not fit config cfg.py')
+    assert ('1 tensors have another shape (first: 0.weight is [5, 3, 3, 3] in the checkpoint, '
+            '[4, 3, 3, 3] in the model); 1 of the model\'s tensors are missing from it (first: '
+            '1.bias); 1 of its tensors have no place in the model (first: extra)') in message
+    assert 'pass the config it was trained with' in message
+    assert 'tools/convert_weights.py' in message
     with pytest.raises(CheckpointMismatchError, match='backbone-only'):
-        check_state_dict(model, {'conv1.weight': torch.zeros(1), 'layer1.0.bn1.bias': 0})
+        load_state_dict_strict(model, {'conv1.weight': torch.zeros(1), 'layer1.0.bn1.bias': 0})
+    with pytest.raises(CheckpointMismatchError, match='holds a list, not a state dict'):
+        load_state_dict_strict(model, [1, 2])

@@ -9,8 +9,7 @@ from mmdet.structures import DetDataSample
 from mmdet.utils import register_all_modules
 from mmengine.config import Config
 from mmengine.structures import InstanceData
-
-from resnext_det.testing import randomize_bn
+from model_testing import randomize_bn  # tests/, on sys.path under pytest
 
 CONFIGS = Path(__file__).resolve().parents[2] / 'configs'
 FAST = {'faster_rcnn_x101_32x4d_fpn_fast.py': 'faster_rcnn_x101_32x4d_fpn.py',

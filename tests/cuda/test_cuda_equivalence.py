@@ -17,10 +17,10 @@ from mmdet.models.roi_heads.roi_extractors import SingleRoIExtractor as MMDetExt
 from mmdet.utils import register_all_modules
 from mmengine.config import Config
 from mmengine.optim import build_optim_wrapper
+from model_testing import randomize_bn  # tests/, on sys.path under pytest
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from resnext_det.models import ResNeXt, SingleRoIExtractor
-from resnext_det.testing import randomize_bn
 
 pytestmark = pytest.mark.cuda
 
@@ -284,8 +284,8 @@ def test_fast_path_backbone_matches_the_plain_one(cuda_device, fp32_exact, optio
     if options.get('channels_last'):  # .to(device) kept the weights' layout
         assert fast.conv1.weight.is_contiguous(memory_format=torch.channels_last)
         assert all(o.is_contiguous(memory_format=torch.channels_last) for o in outs)
-    if options.get('fold_frozen_bn'):  # the cache was made from the device's weights
-        assert fast.conv1._folded_bn[1].device.type == cuda_device.type
+    if options.get('fold_frozen_bn'):  # the folded weights moved with the module
+        assert fast.conv1.folded_weight.device.type == cuda_device.type
 
 
 @AMP_DTYPES

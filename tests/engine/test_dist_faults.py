@@ -7,22 +7,30 @@ import json
 import os
 import re
 import shlex
+import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 import pytest
 import torch
 from tiny_dist_configs import TASKS  # tests/engine/, on sys.path under pytest
+from torch.distributed.elastic.multiprocessing.errors import ProcessFailure
 
-from resnext_det.engine import UserInputError, latest_complete_checkpoint
-from resnext_det.engine.dist_launch import Failure, _without_resume, blame, collective_failure
+from resnext_det.engine import UserInputError, collective, latest_complete_checkpoint
+from resnext_det.engine.collective import collective_failure
 from resnext_det.engine.launch import dist_timeout
 from resnext_det.utils.checkpoint import load_checkpoint_file
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / 'tools'))  # the launcher of tools/dist_*.sh
+import dist_launch  # noqa: E402
+from dist_launch import Failure, blame  # noqa: E402
+
+sys.path.pop(0)
 FAULT_HOOK = '''
 import os, os.path as osp, signal, time
 from mmengine.dist import get_rank
@@ -183,6 +191,7 @@ def resume_as_told(setup, line):
     return setup.run(cmd)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('task', ['detection', 'classification'])
 def test_a_killed_rank_ends_the_job_with_one_line_and_resume_matches(
         tmp_path, small_demo_data, straight, task):
@@ -204,6 +213,7 @@ def test_a_killed_rank_ends_the_job_with_one_line_and_resume_matches(
     assert_identical(straight(task), weights(work_dir / 'epoch_2.pth'))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('fault,what', [
     ('SIGSTOP', rf'was stopped \(SIGSTOP/SIGTSTP\) and did not answer within the {TIMEOUT_S} s '
                 r'collective timeout \(env_cfg.dist_cfg.timeout\); it was killed'),
@@ -238,30 +248,59 @@ def test_a_stopped_or_hung_rank_ends_the_job_after_the_collective_timeout(
 
 
 def test_blame_names_the_cause_not_the_ranks_that_gave_up():
-    killed = Failure(1, 11, -9, ended=1.0)
-    terminated = Failure(0, 10, -15, ended=1.05)
+    killed = Failure(1, 11, -9)
+    terminated = Failure(0, 10, -15)  # by torchrun's agent, once rank 1 had failed
     assert blame([terminated, killed]) == 'rank 1 (pid 11) was killed by SIGKILL'
-    # no timing (no pidfd): a rank torchrun's agent terminated is not the cause
-    assert blame([Failure(0, 10, -15), Failure(1, 11, -9)]) == \
-        'rank 1 (pid 11) was killed by SIGKILL'
-    crashed = Failure(1, 11, 1, ended=1.0)
-    gave_up = Failure(0, 10, 2, 'CollectiveError: Connection closed by peer', ended=1.2)
+    crashed = Failure(1, 11, 1)
+    gave_up = Failure(0, 10, 2, 'CollectiveError: Connection closed by peer')
     assert blame([gave_up, crashed]) == 'rank 1 (pid 11) exited with code 1 (its error is above)'
-    timed_out = Failure(0, 10, 2, 'CollectiveError: Timed out waiting', ended=5.0)
-    hung = Failure(1, 11, -15, ended=5.1)
+    # a rank that others lost the connection to was the cause, even when SIGTERM ended it
+    assert blame([gave_up, Failure(1, 11, -15)]) == 'rank 1 (pid 11) was killed by SIGTERM'
+    # two ranks failing on their own: the first in torchrun's timestamps
+    assert blame([Failure(0, 10, 1, timestamp=6), Failure(1, 11, -6, timestamp=5)]) == \
+        'rank 1 (pid 11) was killed by SIGABRT'
+    timed_out = Failure(0, 10, 2, 'CollectiveError: Timed out waiting')
+    hung = Failure(1, 11, -15)
     assert blame([timed_out, hung], 30) == (
         'rank 1 (pid 11) hung and did not answer within the 30 s collective timeout '
         '(env_cfg.dist_cfg.timeout); it was terminated (rank 0 gave up: Timed out waiting)')
     # a rank that leaves no error file: one found stopped is still the one named
-    stopped = Failure(1, 11, -9, ended=5.1, stopped='T')
-    assert blame([Failure(0, 10, 1, ended=5.0), stopped]).startswith(
+    stopped = Failure(1, 11, -9, stopped='T')
+    assert blame([Failure(0, 10, 1), stopped]).startswith(
         'rank 1 (pid 11) was stopped (SIGSTOP/SIGTSTP) and did not answer')
+    assert blame([timed_out]) == (
+        'rank 0 (pid 10) exited with code 2: a collective failed (Timed out waiting); the rank '
+        'it waited for did not fail here (on another node?)')
 
 
 def test_resume_hint_replaces_a_given_resume():
-    assert _without_resume(['--work-dir', 'w', '--resume', 'w/epoch_1.pth', '--amp']) == \
+    def without_resume(args):
+        return dist_launch._without(args, '--resume', optional_value=True)
+    assert without_resume(['--work-dir', 'w', '--resume', 'w/epoch_1.pth', '--amp']) == \
         ['--work-dir', 'w', '--amp']
-    assert _without_resume(['--resume', '--amp', '--resume=x']) == ['--amp']
+    assert without_resume(['--resume', '--amp', '--resume=x']) == ['--amp']
+    assert dist_launch._without(['a', '--launcher', 'pytorch', 'b'], '--launcher') == ['a', 'b']
+
+
+def test_a_stopped_worker_is_killed_once_the_agent_tells_it_to_end():
+    """What torchrun's agent does to end a worker (SIGTERM to its process group), on a stopped
+    worker: the watcher kills it at once (the agent would wait 30 s), not before."""
+    worker = subprocess.Popen(['sleep', '60'], start_new_session=True)
+    done, stopped = threading.Event(), {}
+    watcher = threading.Thread(target=dist_launch._kill_stopped, args=(done, stopped))
+    watcher.start()
+    try:
+        os.kill(worker.pid, signal.SIGSTOP)
+        time.sleep(0.6)
+        assert worker.poll() is None and stopped == {}  # stopped alone: left alone
+        os.killpg(worker.pid, signal.SIGTERM)
+        assert worker.wait(timeout=5) == -signal.SIGKILL
+        assert stopped == {worker.pid: 'T'}
+    finally:
+        done.set()
+        watcher.join()
+        worker.kill()
+        worker.wait()
 
 
 def test_collective_timeout_is_read_in_seconds_and_checked(repo_root):
@@ -281,7 +320,7 @@ def test_collective_timeout_is_read_in_seconds_and_checked(repo_root):
 
 GIVE_UP = """
 import os, sys, torch.distributed as dist
-from resnext_det.engine.dist_launch import exit_on_collective_failure
+from resnext_det.engine.collective import exit_on_collective_failure
 os.environ.update(MASTER_ADDR='127.0.0.1', MASTER_PORT=sys.argv[1], RANK='0', WORLD_SIZE='1')
 dist.init_process_group('gloo')
 exit_on_collective_failure(ValueError('not a collective'), 'evaluation')  # returns
@@ -314,5 +353,9 @@ def test_a_rank_that_gives_up_on_a_collective_ends_at_once(tmp_path, under_launc
         assert errors == [] and gist in proc.stdout + proc.stderr
         recorded = Failure(0, 1, 2, json.loads(error_file.read_text())['message']['message'])
         assert recorded.collective
+        # torchrun reads it as its own (@record's format); the launcher knows the marker
+        assert ProcessFailure(0, 1, 2, str(error_file)).message['message'] == recorded.message
+        assert (dist_launch.COLLECTIVE_ERROR, dist_launch.LAUNCHER_ENV) == (
+            collective.COLLECTIVE_ERROR, collective.LAUNCHER_ENV)
     else:
         assert errors == [f'error: {gist}'] and not error_file.exists()

@@ -16,6 +16,7 @@ import pytest
 import torch
 from tiny_dist_configs import TASKS  # tests/engine/, on sys.path under pytest
 
+pytestmark = pytest.mark.slow  # 2-process torchrun trainings
 ROOT = Path(__file__).resolve().parents[2]
 DUMP_HOOK = '''
 import os.path as osp

@@ -1,9 +1,13 @@
 """Backbone fast-path options: each gives the plain fp32 path's numbers (CPU)."""
+import copy
+import pickle
+
 import pytest
 import torch
+from model_testing import randomize_bn  # tests/, on sys.path under pytest
 
 from resnext_det.models import ResNeXt
-from resnext_det.testing import randomize_bn
+from resnext_det.models.resnext import FoldedConv2d, FoldedNorm
 
 SMALL = dict(depth=50, groups=8, base_width=4, base_channels=16)
 CL = torch.channels_last
@@ -45,28 +49,56 @@ def assert_same(plain, fast, x, atol=2e-5):
 def test_folded_frozen_bn_gives_the_unfolded_outputs_and_grads(frozen_stages):
     plain, fast = pair(frozen_stages, fold_frozen_bn=True)
     assert_same(plain, fast, torch.randn(2, 3, 64, 96))
-    # the frozen blocks do fold, the trainable ones do not
-    assert all(b.fold_bn for b in fast.layer1)
-    assert any(b.fold_bn for b in fast.layer4) is False
-    assert hasattr(fast.conv1, '_folded_bn') and not hasattr(fast.layer4[0].conv1, '_folded_bn')
+    # the frozen stem and blocks do fold, the trainable ones do not
+    assert type(fast.conv1) is FoldedConv2d and type(fast.norm1) is FoldedNorm
+    assert all(type(b.conv2) is FoldedConv2d for b in fast.layer1)
+    assert not any(isinstance(m, (FoldedConv2d, FoldedNorm)) for m in fast.layer4.modules())
+    # a structural change: the state dict is the plain one, the folded weights are buffers
+    # outside it
+    assert fast.state_dict().keys() == plain.state_dict().keys()
+    assert 'conv1.folded_weight' in dict(fast.named_buffers())
 
 
 def test_folding_covers_deep_stem_and_avg_down_shortcuts():
     plain, fast = pair(2, fold_frozen_bn=True, deep_stem=True, avg_down=True)
     assert_same(plain, fast, torch.randn(1, 3, 64, 64))
-    assert hasattr(fast.stem[0], '_folded_bn') and hasattr(fast.layer2[0].downsample[1],
-                                                           '_folded_bn')
+    assert type(fast.stem[0]) is FoldedConv2d and type(fast.stem[1]) is FoldedNorm
+    assert type(fast.layer2[0].downsample[1]) is FoldedConv2d
 
 
 def test_folded_weights_follow_a_new_checkpoint():
     plain, fast = pair(1, fold_frozen_bn=True)
     x = torch.randn(1, 3, 64, 64)
     fast.eval(), plain.eval()
-    fast(x)  # caches the folded weights
+    fast(x)
     other = randomize_bn(ResNeXt(**SMALL, frozen_stages=1), seed=3)
-    fast.load_state_dict(other.state_dict())
+    fast.load_state_dict(other.state_dict())  # refolds (a post hook)
     other.eval()
     torch.testing.assert_close(fast(x)[0], other(x)[0], atol=2e-5, rtol=1e-4)
+
+
+def test_folded_model_takes_a_pretrained_init_cfg(tmp_path):
+    """init_cfg Pretrained loads through mmengine's loader after construction: the folded
+    weights are made from the checkpoint's, not from the construction-time ones."""
+    plain, _ = pair(1)
+    path = tmp_path / 'backbone.pth'
+    torch.save(dict(state_dict=plain.state_dict()), path)
+    fast = ResNeXt(**SMALL, frozen_stages=1, fold_frozen_bn=True,
+                   init_cfg=dict(type='Pretrained', checkpoint=str(path)))
+    fast.init_weights()
+    assert_same(plain, fast, torch.randn(1, 3, 64, 64))
+
+
+def test_folded_weights_follow_direct_edits_dtype_moves_and_copies():
+    plain, fast = pair(1, fold_frozen_bn=True)
+    # BN tensors replaced in place (as randomize_bn does): the next train()/eval() folds them
+    randomize_bn(plain, seed=5), randomize_bn(fast, seed=5)
+    plain.eval(), fast.eval()
+    plain.double(), fast.double()  # refolds in float64
+    assert fast.conv1.folded_weight.dtype == torch.float64
+    x = torch.randn(1, 3, 32, 32, dtype=torch.float64)
+    for model in (fast, copy.deepcopy(fast), pickle.loads(pickle.dumps(fast))):
+        torch.testing.assert_close(model(x)[3], plain(x)[3], atol=1e-10, rtol=1e-10)
 
 
 def test_channels_last_gives_the_same_numbers_in_channels_last_memory():

@@ -9,10 +9,10 @@ import timm
 import torch
 import torchvision
 from mmdet.models.backbones import ResNetV1d as MMDetResNetV1d, ResNeXt as MMDetResNeXt
+from model_testing import randomize_bn  # tests/, on sys.path under pytest
 from safetensors.torch import save_file
 
 from resnext_det.models import ResNeXt, builders, resnext50_32x4d
-from resnext_det.testing import randomize_bn
 from resnext_det.weights import (
     WeightsError,
     convert,

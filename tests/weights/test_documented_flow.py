@@ -24,11 +24,11 @@ import torchvision
 from mmengine.config import Config, DictAction
 from mmengine.logging import MMLogger
 from mmengine.optim import build_optim_wrapper
+from model_testing import randomize_bn  # tests/, on sys.path under pytest
 from safetensors.torch import save_file
 
 from resnext_det.benchmarks.detector import synthetic_batch
 from resnext_det.models import builders
-from resnext_det.testing import randomize_bn
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = ('README.md', 'docs/reproduce.md')

@@ -23,6 +23,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
+from ..errors import OutputExistsError
+
 CLASSES = ('circle', 'square', 'triangle', 'star')
 
 # Bump when the generator's output changes for the same parameters, so that an old dataset is
@@ -118,23 +120,24 @@ def _already_there(out_dir, params, overwrite):
     """True if out_dir holds this very dataset; False if it is absent or may be replaced (an
     empty folder, or a demo dataset with other parameters and overwrite asked for).
 
-    Raises ValueError otherwise. A folder without DONE.json is never replaced: it may hold data
-    that is not ours."""
+    Raises OutputExistsError otherwise. A folder without DONE.json is never replaced: it may
+    hold data that is not ours."""
     if not out_dir.exists():
         return False
     record = _read_done(out_dir)
     if record is None:
         if out_dir.is_dir() and not any(out_dir.iterdir()):
             return False
-        raise ValueError(f'{out_dir} exists but is not a complete demo dataset (no valid '
-                         'DONE.json); refusing to touch it. Remove it or choose another out_dir.')
+        raise OutputExistsError(out_dir, 'exists but is not a complete demo dataset (no valid '
+                                'DONE.json)', fix='remove it or choose another out_dir')
     if record['params'] == params:
         return True
     if not overwrite:
         diff = ', '.join(f'{key}: {record["params"].get(key)!r} there, {value!r} asked'
                          for key, value in params.items() if record['params'].get(key) != value)
-        raise ValueError(f'{out_dir} holds a demo dataset made with different parameters '
-                         f'({diff}); pass overwrite=True (--overwrite) to replace it.')
+        raise OutputExistsError(out_dir, f'holds a demo dataset made with different '
+                                f'parameters ({diff})',
+                                fix='pass overwrite=True (--overwrite) to replace it')
     return False
 
 

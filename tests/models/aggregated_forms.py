@@ -9,15 +9,16 @@ The backbone uses form (c), one grouped 3x3 convolution. These modules rebuild t
 They are equal to form (c) because BN and ReLU act per channel (so splitting channels into paths
 changes nothing, batch statistics included), a grouped conv is C independent convs on channel
 slices, and a 1x1 conv on a concatenation is the sum of 1x1 convs on the slices. They exist to
-document and test that claim: each is built from a form-(c) ``Bottleneck``, whose weights
-it maps, e.g. ``SplitTransformMerge(block)``; they are C times slower.
+document and test that claim (tests/models/test_resnext.py): each is built from a form-(c)
+``Bottleneck``, whose weights it maps, e.g. ``SplitTransformMerge(block)``; they are C times
+slower.
 """
 import copy
 
 import torch
 import torch.nn as nn
 
-from .resnext import Bottleneck
+from resnext_det.models import Bottleneck
 
 
 def _bn_slice(bn: nn.BatchNorm2d, start: int, stop: int) -> nn.BatchNorm2d:
@@ -39,8 +40,9 @@ def _conv_like(conv: nn.Conv2d, weight: torch.Tensor, groups: int = 1) -> nn.Con
 
 
 def _check_plain(block: Bottleneck) -> int:
-    if not isinstance(block.norm1, nn.BatchNorm2d) or block.after_conv1_plugin_names \
-            or block.after_conv2_plugin_names or block.after_conv3_plugin_names:
+    plugins = block.with_plugins and any(
+        getattr(block, f'after_conv{k}_plugin_names') for k in (1, 2, 3))
+    if not isinstance(block.norm1, nn.BatchNorm2d) or plugins:
         raise ValueError('aggregated forms are defined for plain BN bottlenecks without plugins')
     return block.conv2.groups
 

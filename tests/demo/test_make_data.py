@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from resnext_det.datasets import demo_data
+from resnext_det.demo import make_data as demo_data
+from resnext_det.errors import OutputExistsError
 
 SMALL = dict(num_train=8, num_val=4, image_size=(128, 160), num_cls_per_class=5,
              num_cls_val_per_class=2, object_size=(20, 60))
@@ -143,7 +144,8 @@ def test_rerun_is_a_no_op(tmp_path):
 def test_other_params_need_overwrite(tmp_path):
     out = tmp_path / 'data'
     make(out)
-    with pytest.raises(ValueError, match=r'different parameters \(num_train: 8 there, 6 asked'):
+    with pytest.raises(OutputExistsError,
+                       match=r'different parameters \(num_train: 8 there, 6 asked'):
         make(out, num_train=6)
     assert load(out / 'DONE.json')['params']['num_train'] == 8
 
@@ -158,7 +160,7 @@ def test_foreign_directory_is_never_deleted(tmp_path):
     out.mkdir()
     (out / 'mine.txt').write_text('keep me')
     for overwrite in (False, True):
-        with pytest.raises(ValueError, match='not a complete demo dataset'):
+        with pytest.raises(OutputExistsError, match='not a complete demo dataset'):
             make(out, overwrite=overwrite)
     assert (out / 'mine.txt').read_text() == 'keep me'
 
