@@ -8,7 +8,7 @@ switches on the process-wide parts of the project's reliability guarantees
   ``'resnext_det.atomic_local'``, which our ``_base_`` runtimes select with
   ``default_hooks.checkpoint.backend_args`` (mmengine's ``'local'`` backend is not touched);
 * mmengine's loader for local checkpoints (``load_from``, ``--resume``,
-  ``init_cfg=dict(type='Pretrained')``) becomes :func:`resnext_det.utils.checkpoint.
+  ``init_cfg=dict(type='Pretrained')``) becomes :func:`resnext_det.utils.safe_load.
   load_checkpoint_file`: tensor-only under torch >= 2.6 with our runner checkpoints still
   resuming, code-bearing pickles refused unless ``--allow-unsafe-pickle``, corrupt files named.
 
@@ -19,8 +19,8 @@ runtimes list this module in ``custom_imports``. Another MMDetection project opt
 
 Importing this module installs; :func:`install` is idempotent.
 """
-from .engine.checkpointing import ATOMIC_BACKEND, register_atomic_backend
-from .utils.checkpoint import load_checkpoint_file
+from .engine.durable_checkpoints import ATOMIC_BACKEND, register_atomic_backend
+from .utils.safe_load import load_checkpoint_file
 
 __all__ = ['ATOMIC_BACKEND', 'install']
 

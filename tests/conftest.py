@@ -13,6 +13,9 @@ from resnext_det.demo import make_demo_data
 
 ROOT = Path(__file__).resolve().parents[1]
 CUDA_TESTS_ON = 'RESNEXT_DET_CUDA_TESTS_ON'
+# A tool run as a script finds its sibling modules (tools/quiet_third_party.py) on sys.path[0];
+# the tests that load a tool in this process (runpy, importlib) need the folder on the path too.
+sys.path.append(str(ROOT / 'tools'))
 
 
 @pytest.fixture(scope='session')

@@ -97,14 +97,15 @@ def _without(args: List[str], option: str, optional_value: bool = False) -> List
 def _read_config(args: List[str], config: dict) -> None:
     """The work dir (mmdet's rule, ``load_config``) and collective timeout of a tools/train.py or
     test.py command line, read in the background at a low priority (mmdet's import takes s)."""
+    UserInputError = ()  # reported as it is once resnext_det has imported; nothing before
     try:  # this thread only (Linux threads have their own nice value)
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
         from argparse import ArgumentParser
 
         from mmengine.config import DictAction
 
-        from resnext_det.engine import load_config
-        from resnext_det.engine.launch import dist_timeout
+        from resnext_det.engine.cli import dist_timeout, load_config
+        from resnext_det.errors import UserInputError
         parser = ArgumentParser(add_help=False)
         for name, options in (('config', {}), ('--work-dir', {}),
                               ('--cfg-options', dict(nargs='+', action=DictAction))):
@@ -115,7 +116,7 @@ def _read_config(args: List[str], config: dict) -> None:
         timeout = dist_timeout(cfg)  # a bad one: the workers report it
         config['timeout'] = timeout and timeout.total_seconds()
     except (Exception, SystemExit) as e:  # the line must come out whatever the config does
-        config['problem'] = str(e) if type(e).__name__ == 'UserInputError' else \
+        config['problem'] = str(e) if isinstance(e, UserInputError) else \
             f'the config cannot be read: {type(e).__name__}: {e}'
 
 

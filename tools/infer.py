@@ -29,7 +29,7 @@ from mmengine.config import DictAction
 import resnext_det.runtime  # noqa: F401  (tensor-only checkpoint loading)
 from resnext_det.apis import run_inference
 from resnext_det.errors import exit_with_error, first_few, user_errors
-from resnext_det.utils.checkpoint import ALLOW_UNSAFE_ENV
+from resnext_det.utils.safe_load import ALLOW_UNSAFE_ENV
 
 MAX_LISTED = 10
 

@@ -7,9 +7,10 @@ default_scope = 'resnext_det'
 default_hooks = dict(
     logger=dict(type='LoggerHook', interval=100),
     checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=3,
-                    save_best='accuracy/top1', rule='greater'),
-    visualization=None)  # mmdet's box drawing: nothing to draw for a classifier
+                    save_best='accuracy/top1', rule='greater'))
 env_cfg = dict(cudnn_benchmark=True)
+# a plain visualizer (mmdet's DetVisualizationHook stays registered but only draws for
+# --show/--show-dir, which classification runs do not take)
 vis_backends = [dict(type='LocalVisBackend')]
 visualizer = dict(_delete_=True, type='Visualizer', vis_backends=vis_backends)
 log_processor = dict(window_size=100, by_epoch=True)

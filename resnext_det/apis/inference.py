@@ -21,7 +21,7 @@ from mmdet.apis import DetInferencer
 from mmdet.apis.det_inferencer import IMG_EXTENSIONS  # what DetInferencer takes from a folder
 from mmengine.logging import MMLogger
 
-from ..engine.launch import load_config
+from ..engine.cli import load_config
 from ..errors import CheckpointMismatchError, UserInputError, first_few
 
 _GLOB_CHARS = ('*', '?', '[')

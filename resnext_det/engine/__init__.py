@@ -1,6 +1,13 @@
 """Runner glue: what the CLIs share, checkpoint reliability and training hooks."""
-from ..errors import NonFiniteLossError, UserInputError, exit_with_error
-from .checkpointing import (
+from .cli import (
+    add_common_args,
+    check_inputs,
+    end_cpu_distributed_run,
+    load_config,
+    parse_cli,
+    setup_cpu_distributed,
+)
+from .durable_checkpoints import (
     ATOMIC_BACKEND,
     AtomicLocalBackend,
     RandomStateHook,
@@ -10,19 +17,11 @@ from .checkpointing import (
     register_atomic_backend,
 )
 from .hooks import NonFiniteLossHook
-from .launch import (
-    add_common_args,
-    check_inputs,
-    end_cpu_distributed_run,
-    load_config,
-    parse_cli,
-    setup_cpu_distributed,
-)
 
 __all__ = [
-    'ATOMIC_BACKEND', 'AtomicLocalBackend', 'NonFiniteLossError', 'NonFiniteLossHook',
-    'RandomStateHook', 'TensorOnlyCheckpointHook', 'UserInputError', 'add_common_args',
-    'check_inputs', 'exit_with_error', 'is_complete_checkpoint', 'latest_complete_checkpoint',
+    'ATOMIC_BACKEND', 'AtomicLocalBackend', 'NonFiniteLossHook',
+    'RandomStateHook', 'TensorOnlyCheckpointHook', 'add_common_args',
+    'check_inputs', 'is_complete_checkpoint', 'latest_complete_checkpoint',
     'load_config', 'parse_cli', 'register_atomic_backend', 'setup_cpu_distributed',
     'end_cpu_distributed_run'
 ]

@@ -172,6 +172,7 @@ class ResNeXt(MMDetResNeXt):
         fold_frozen_bn (bool): fold each BN of the frozen stem/stages into the conv before it
             (exact: those BNs stay in eval mode). Needs BN-type norm layers.
     """
+    block = Bottleneck  # mmdet sets it per instance from arch_settings; here for the class too
     arch_settings = {depth: (Bottleneck, blocks)
                      for depth, (_, blocks) in MMDetResNeXt.arch_settings.items()}
     _folded = ()
@@ -208,7 +209,8 @@ class ResNeXt(MMDetResNeXt):
         if self.frozen_stages < 0:
             return []
         blocks = [b for i in range(1, self.frozen_stages + 1) for b in getattr(self, f'layer{i}')]
-        pairs = [(getattr(b, f'conv{k}'), getattr(b, f'norm{k}')) for b in blocks for k in (1, 2, 3)]
+        pairs = [(b.conv1, b.norm1) for b in blocks] + [(b.conv2, b.norm2) for b in blocks] + [
+            (b.conv3, b.norm3) for b in blocks]
         pairs += [] if self.deep_stem else [(self.conv1, self.norm1)]
         sequences = [self.stem] if self.deep_stem else []  # and the shortcuts: (pool,) conv, BN
         for seq in sequences + [b.downsample for b in blocks if b.downsample is not None]:

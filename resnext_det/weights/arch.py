@@ -17,7 +17,7 @@ from ..models import ResNeXt
 
 # At most this many keys are named in an error message.
 MAX_NAMED_KEYS = 5
-DEPTHS = {blocks: depth for depth, blocks in ResNeXt.arch_settings.items()}
+DEPTHS = {blocks: depth for depth, (_, blocks) in ResNeXt.arch_settings.items()}
 BLOCK_KEY = re.compile(r'^layer([1-4])\.(\d+)\.')
 
 

@@ -17,7 +17,7 @@ from typing import Dict, Mapping
 
 import torch
 
-from ..utils.checkpoint import CheckpointLoadError, load_checkpoint_file
+from ..utils.safe_load import CheckpointLoadError, load_checkpoint_file
 from .arch import WeightsError, infer_arch, name_keys
 
 SOURCES = ('torchvision', 'timm', 'mmpretrain', 'mmdet')
@@ -31,7 +31,7 @@ def read_checkpoint(path: str):
 
     ``*.safetensors`` files (timm's and the Hugging Face hub's format) are read with
     ``safetensors.torch.load_file``; anything else by the project's one safe loader
-    (:func:`resnext_det.utils.checkpoint.load_checkpoint_file`, ``weights_only=True``), so
+    (:func:`resnext_det.utils.safe_load.load_checkpoint_file`, ``weights_only=True``), so
     mmengine runner checkpoints load too. A file that is not a checkpoint, is truncated or
     holds any other object raises :class:`WeightsError` naming the file.
     """

@@ -20,8 +20,8 @@ from resnext_det.apis import (
     run_inference,
 )
 from resnext_det.demo import CLASSES, make_demo_data
-from resnext_det.engine import UserInputError
-from resnext_det.utils.checkpoint import CheckpointLoadError
+from resnext_det.errors import UserInputError
+from resnext_det.utils.safe_load import CheckpointLoadError
 
 ROOT = Path(__file__).resolve().parents[2]
 R50_SLIM = ROOT / 'configs/demo/faster_rcnn_r50_slim_demo.py'

@@ -4,7 +4,7 @@ previous checkpoint intact."""
 import json
 import os
 
-from resnext_det.utils.checkpoint import load_checkpoint_file
+from resnext_det.utils.safe_load import load_checkpoint_file
 
 FULL_DISK_HOOK = '''
 import errno

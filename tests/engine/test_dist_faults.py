@@ -20,10 +20,11 @@ import torch
 from tiny_dist_configs import TASKS  # tests/engine/, on sys.path under pytest
 from torch.distributed.elastic.multiprocessing.errors import ProcessFailure
 
-from resnext_det.engine import UserInputError, collective, latest_complete_checkpoint
+from resnext_det.engine import collective, latest_complete_checkpoint
+from resnext_det.engine.cli import dist_timeout
 from resnext_det.engine.collective import collective_failure
-from resnext_det.engine.launch import dist_timeout
-from resnext_det.utils.checkpoint import load_checkpoint_file
+from resnext_det.errors import UserInputError
+from resnext_det.utils.safe_load import load_checkpoint_file
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / 'tools'))  # the launcher of tools/dist_*.sh

@@ -9,8 +9,8 @@ from mmengine.runner import Runner
 from torch.utils.data import Dataset
 
 import resnext_det.runtime  # noqa: F401  (the switch under test: mmengine loads through ours)
-from resnext_det.engine import NonFiniteLossError
-from resnext_det.utils.checkpoint import (
+from resnext_det.errors import NonFiniteLossError
+from resnext_det.utils.safe_load import (
     ALLOW_UNSAFE_ENV,
     CheckpointLoadError,
     load_checkpoint_file,

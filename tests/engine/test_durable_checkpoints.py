@@ -11,7 +11,7 @@ from mmengine.fileio.backends import LocalBackend
 
 import resnext_det.runtime  # noqa: F401  (the switch under test: registers the atomic backend)
 from resnext_det.engine import ATOMIC_BACKEND, AtomicLocalBackend, latest_complete_checkpoint
-from resnext_det.utils.checkpoint import load_checkpoint_file
+from resnext_det.utils.safe_load import load_checkpoint_file
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -5,7 +5,8 @@ import pytest
 from mmdet.registry import DATASETS
 from mmdet.utils import register_all_modules
 
-from resnext_det.engine import UserInputError, check_inputs, load_config
+from resnext_det.engine import check_inputs, load_config
+from resnext_det.errors import UserInputError
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO = ROOT / 'configs' / 'demo' / 'faster_rcnn_x50_8x4d_slim_demo.py'

@@ -12,7 +12,7 @@ import torch
 from mmengine.config import Config, DictAction
 
 from ..errors import UserInputError
-from ..utils.checkpoint import ALLOW_UNSAFE_ENV
+from ..utils.safe_load import ALLOW_UNSAFE_ENV
 
 
 def add_common_args(parser) -> None:
