@@ -91,6 +91,7 @@ def test_slim_base_templates_and_the_demos_8x4d():
     assert demo == 1_716_048 and demo / 1_480_976 - 1 == pytest.approx(0.1587, abs=1e-3)
 
 
+@pytest.mark.slow
 def test_backbone_complexity_of_the_demo_configs(repo_root):
     r50 = config_backbone_complexity(repo_root / 'configs/demo/resnet50_slim_cls_demo.py', 64)
     x50 = config_backbone_complexity(

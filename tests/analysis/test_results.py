@@ -4,6 +4,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -23,6 +25,7 @@ def fake_run(work_dir, config, ap, ap50, losses):
     (vis / 'scalars.json').write_text('\n'.join(json.dumps(r) for r in rows))
 
 
+@pytest.mark.slow
 def test_table_deltas_and_plot(tmp_path):
     fake_run(tmp_path / 'r50', 'faster_rcnn_r50_fpn', 0.374, 0.581, [1.0, 0.8])
     fake_run(tmp_path / 'x50', 'faster_rcnn_x50_32x4d_fpn', 0.390, 0.602, [0.9, 0.7])
@@ -47,6 +50,7 @@ def test_missing_results_name_the_fix(tmp_path):
     assert 'Traceback' not in proc.stderr
 
 
+@pytest.mark.slow
 def test_seeds_of_one_config_are_summarised_and_plotted_with_spread(tmp_path):
     for seed, (ap50, losses) in enumerate([(0.58, [1.0, 0.8]), (0.62, [1.2, 0.6])]):
         fake_run(tmp_path / f'seed{seed}' / 'r50', 'faster_rcnn_r50_fpn', 0.37, ap50, losses)

@@ -40,6 +40,7 @@ def fake_runs(tmp_path, labels, seeds, ap50):
     return dirs
 
 
+@pytest.mark.slow
 def test_seeds_report_pairs_seeds_and_states_complexity(demo, tmp_path):
     variants = demo.experiment_variants(ablate=False)
     labels = [v[1] for v in variants]
@@ -74,6 +75,7 @@ def test_dry_run_lists_every_step_per_seed_and_template(demo, capsys):
         demo.main(['--seeds', '0,0', '--dry-run'])
 
 
+@pytest.mark.slow
 def test_report_only_summarises_finished_seeds_and_names_missing_ones(demo, tmp_path, capsys):
     """--report-only reads the seeds' work dirs where --seeds left them, trains nothing."""
     variants = demo.experiment_variants(ablate=False)

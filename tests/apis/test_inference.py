@@ -108,6 +108,7 @@ def check_prediction(pred, image, masks=False):
     assert all(0 < s <= 1 for s in pred['scores'])
 
 
+@pytest.mark.slow
 def test_folder_with_a_corrupt_image(assets, tmp_path):
     out = tmp_path / 'out'
     proc = infer_cli(assets['images'], R50_SLIM, assets['r50'], '--out-dir', out,
@@ -125,11 +126,13 @@ def test_folder_with_a_corrupt_image(assets, tmp_path):
         check_prediction(load_pred(out / 'preds', name[:-4]), assets['images'] / name)
 
 
+@pytest.mark.slow
 def test_empty_folder_is_an_error(assets, tmp_path):
     proc = infer_cli(assets['root'] / 'empty', R50_SLIM, assets['r50'], '--out-dir', tmp_path)
     assert_one_error_line(proc, 'holds no images', str(assets['root'] / 'empty'))
 
 
+@pytest.mark.slow
 def test_checkpoint_of_another_backbone_is_refused(assets, tmp_path):
     out = tmp_path / 'out'
     proc = infer_cli(assets['images'], R50_SLIM, assets['x50'], '--out-dir', out)
@@ -139,6 +142,7 @@ def test_checkpoint_of_another_backbone_is_refused(assets, tmp_path):
     assert not out.exists()
 
 
+@pytest.mark.slow
 def test_glob_single_file_and_threshold(assets, tmp_path):
     summary = run_inference(str(assets['images'] / '00000[12].jpg'), str(R50_SLIM),
                             assets['r50'], out_dir=str(tmp_path / 'glob'), score_thr=0,

@@ -99,6 +99,7 @@ def test_broken_config_is_one_clear_error(tmp_path):
         load_config(str(tmp_path / 'nope.py'))
 
 
+@pytest.mark.slow
 def test_corrupt_checkpoint_given_to_test_py_is_one_error_line(demo_data, tmp_path, run_tool):
     ckpt = tmp_path / 'epoch_12.pth'
     ckpt.write_bytes(b'PK\x03\x04 not really a checkpoint')

@@ -84,6 +84,7 @@ def snapshot(folder):
 @pytest.mark.parametrize('task', ['detection', 'classification'])
 @settings(max_examples=8, deadline=None, derandomize=True,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@pytest.mark.slow
 @given(data=st.data())
 def test_mutated_configs_start_or_stop_with_one_line(task, data, configs, train_main, tmp_path,
                                                      capsys, monkeypatch):

@@ -4,6 +4,8 @@ previous checkpoint intact."""
 import json
 import os
 
+import pytest
+
 from resnext_det.utils.safe_load import load_checkpoint_file
 
 FULL_DISK_HOOK = '''
@@ -47,6 +49,7 @@ def one_error_line(proc):
     return errors[0]
 
 
+@pytest.mark.slow
 def test_disk_full_while_checkpointing_keeps_the_last_checkpoint(tmp_path, small_demo_data,
                                                                   run_tool, repo_root):
     (tmp_path / 'full_disk_hook.py').write_text(FULL_DISK_HOOK)
@@ -67,6 +70,7 @@ custom_hooks = [dict(type='DiskFullsAtSecondCheckpointHook')]
     assert files == ['config.py', 'epoch_1.pth', 'last_checkpoint'], files
 
 
+@pytest.mark.slow
 def test_annotation_file_that_is_not_json_stops_before_training(tmp_path, small_demo_data,
                                                                  run_tool, repo_root):
     data_root = small_demo_data(num_train=4, num_val=2)
@@ -79,6 +83,7 @@ def test_annotation_file_that_is_not_json_stops_before_training(tmp_path, small_
     assert not list((tmp_path / 'work').glob('*.pth'))
 
 
+@pytest.mark.slow
 def test_classifier_folder_with_an_empty_class_is_one_line(tmp_path, small_demo_data, run_tool,
                                                            repo_root):
     data_root = small_demo_data(num_train=4, num_val=2)

@@ -74,6 +74,7 @@ class KillAfterFirstEpochHook(Hook):
 '''
 
 
+@pytest.mark.slow
 def test_sigkill_then_resume_matches_uninterrupted_run(tmp_path, small_demo_data, run_tool):
     data_root = small_demo_data(num_train=8, num_val=2)
     (tmp_path / 'kill_hook.py').write_text(KILL_HOOK)

@@ -40,6 +40,7 @@ def test_imagenet_configs_build_the_paper_recipe(name):
     assert loader.num_workers > 0 and loader.pin_memory and loader.persistent_workers
 
 
+@pytest.mark.slow
 def test_classifier_learns_a_tiny_problem():
     torch.manual_seed(0)
     model = ImageClassifier(

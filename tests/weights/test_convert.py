@@ -248,6 +248,7 @@ def run_tools(*arg_lists):
     return [(p, *p.communicate(timeout=120)) for p in procs]
 
 
+@pytest.mark.slow
 def test_cli_converts_and_refuses(tmp_path):
     """As a process: exactly the path given, both hashes, and one error line for a checkpoint
     that is not the --arch asked for (here ResNet-D weights for a 7x7-stem config)."""

@@ -147,6 +147,7 @@ def expand_globs(args):
 
 @pytest.mark.parametrize('command', WEIGHT_COMMANDS, ids=lambda c: f'{Path(c[0]).stem}:'
                          + next(Path(a).stem for a in reversed(c) if a.endswith('.pth')))
+@pytest.mark.slow
 def test_documented_command_gives_a_detector_that_trains(command, tmp_path, monkeypatch,
                                                          run_cli):
     from mmdet.registry import MODELS
