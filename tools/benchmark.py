@@ -18,8 +18,8 @@ import os.path as osp
 import sys
 
 import torch
+from analysis_tools.detector_benchmark import ARCHS, markdown, run, summarize, to_json
 
-from resnext_det.benchmarks.detector import ARCHS, markdown, run, summarize, to_json
 from resnext_det.utils.collect_env import cpu_name
 
 # the repository's configs/, found from this file (the package is not told where it lives)

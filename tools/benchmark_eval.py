@@ -6,7 +6,7 @@ faster-coco-eval, and check that both give the same 12 summary stats.
 Prints a markdown table (median seconds per phase over the repeats) and the stats of each
 evaluator; the json holds every run, the versions and the comparison. Exits 1 when an evaluator's
 stats are 1e-12 or more away from pycocotools' (closer than that they are the same numbers: see
-``compare`` in resnext_det/benchmarks/coco_eval.py for the one-ulp case).
+``compare`` in tools/analysis_tools/coco_eval_benchmark.py for the one-ulp case).
 """
 import quiet_third_party  # noqa: F401  (first: silences third-party import noise)
 
@@ -14,7 +14,7 @@ import argparse
 import json
 import sys
 
-from resnext_det.benchmarks.coco_eval import EVALUATORS, benchmark, format_markdown
+from analysis_tools.coco_eval_benchmark import EVALUATORS, benchmark, format_markdown
 
 
 def main():

@@ -324,7 +324,7 @@ def test_compiled_fast_backbone_matches_eager(cuda_device, fp32_exact, mode):
     torch._dynamo.reset()
     eager = fast_backbone_to_compile(cuda_device)
     compiled = copy.deepcopy(eager)
-    compiled.compile()  # as resnext_det/benchmarks/detector.py: parameters stay the module's own
+    compiled.compile()  # as the detector benchmark: parameters stay the module's own
     assert compiled.state_dict().keys() == eager.state_dict().keys()
     assert_same_outputs_and_grads(compiled, eager, image(cuda_device, height=64, width=64),
                                   modes=(mode,))

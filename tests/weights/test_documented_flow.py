@@ -21,13 +21,13 @@ import pytest
 import timm
 import torch
 import torchvision
+from analysis_tools.detector_benchmark import synthetic_batch
 from mmengine.config import Config, DictAction
 from mmengine.logging import MMLogger
 from mmengine.optim import build_optim_wrapper
 from model_testing import randomize_bn  # tests/, on sys.path under pytest
 from safetensors.torch import save_file
 
-from resnext_det.benchmarks.detector import synthetic_batch
 from resnext_det.models import builders
 
 ROOT = Path(__file__).resolve().parents[2]

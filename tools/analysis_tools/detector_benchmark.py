@@ -87,14 +87,14 @@ def variants(configs: Tuple[str, str, str], device: str,
     return out
 
 
-def load_config(path: str) -> Config:
+def load_file_or_package_config(path: str) -> Config:
     """A config file, or an installed package's config by mmengine's ``package::`` name
     (``mmdet::faster_rcnn/...``), which ``Config.fromfile`` takes only inside ``_base_``."""
     return get_config(path) if '::' in path else Config.fromfile(path)
 
 
 def load_variant_config(variant: Variant, depth: Optional[int]) -> Config:
-    cfg = load_config(variant.config)
+    cfg = load_file_or_package_config(variant.config)
     backbone = cfg.model.backbone
     backbone.init_cfg = None  # random weights: nothing to download or load
     if depth is not None:

@@ -22,7 +22,7 @@ from typing import Callable, Dict, List, Optional, Sequence
 import numpy as np
 from mmdet.evaluation.functional.class_names import coco_classes
 
-from ..utils.collect_env import cpu_name
+from resnext_det.utils.collect_env import cpu_name
 
 # The 80 category ids of instances_val2017.json: 1..90 with the ten ids COCO never used left out.
 COCO_CATEGORY_IDS = (
@@ -235,7 +235,7 @@ def _faster_coco_eval_run(ground_truth: dict, detections: List[dict],
 def _coco_metric_run(ground_truth: dict, detections: List[dict]) -> dict:
     """What ``resnext_det.CocoMetric`` runs by default: mmdet's pycocotools COCO and
     ``loadRes``, faster-coco-eval's evaluate / accumulate, pycocotools' summarize."""
-    from ..evaluation.coco_metric import faster_coco_eval_class
+    from resnext_det.evaluation.coco_metric import faster_coco_eval_class
     return _pycocotools_run(ground_truth, detections, faster_coco_eval_class())
 
 

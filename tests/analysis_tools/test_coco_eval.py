@@ -6,9 +6,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from resnext_det.benchmarks import coco_eval
-from resnext_det.benchmarks.coco_eval import (
+from analysis_tools import coco_eval_benchmark as coco_eval
+from analysis_tools.coco_eval_benchmark import (
     COCO_CATEGORY_IDS,
     EVALUATORS,
     SUMMARY_NAMES,

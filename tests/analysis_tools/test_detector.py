@@ -6,8 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
-
-from resnext_det.benchmarks.detector import (
+from analysis_tools.detector_benchmark import (
     Result,
     load_variant_config,
     markdown,
