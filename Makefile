@@ -11,9 +11,12 @@
 #                                        wheelhouse/; WHEELHOUSE_ARGS for another Python or to
 #                                        keep the target's torch: tools/wheelhouse.py --help)
 #   make install WHEELHOUSE=DIR          install from that folder alone, with no network
+#   make install CUDA=1                  also mmcv's CUDA ops, without a GPU (TORCH_CUDA_ARCH_LIST,
+#                                        default 8.0;9.0; CUDA_HOME, default: nvcc from PyPI)
 PYTHON ?=
 VENV ?= .venv
 WHEELHOUSE ?=
+CUDA ?=
 WHEELHOUSE_ARGS ?=
 BASE_PYTHON ?= python3
 PY := $(if $(PYTHON),$(PYTHON),$(VENV)/bin/python)
@@ -21,7 +24,7 @@ PY := $(if $(PYTHON),$(PYTHON),$(VENV)/bin/python)
 .PHONY: install test test-slow test-all demo lint collect-env wheelhouse
 
 install:
-	@PYTHON="$(PYTHON)" VENV="$(abspath $(VENV))" WHEELHOUSE="$(WHEELHOUSE)" bash tools/install.sh
+	@PYTHON="$(PYTHON)" VENV="$(abspath $(VENV))" WHEELHOUSE="$(WHEELHOUSE)" CUDA="$(CUDA)" bash tools/install.sh
 
 wheelhouse:
 	$(BASE_PYTHON) tools/wheelhouse.py --dest "$(or $(WHEELHOUSE),wheelhouse)" $(WHEELHOUSE_ARGS)
@@ -31,7 +34,7 @@ test: install
 	$(PY) -m pytest tests -q -p no:cacheprovider
 
 test-slow: install
-	$(PY) -m pytest tests -q -p no:cacheprovider -m "slow and not network"
+	$(PY) -m pytest tests -q -p no:cacheprovider -m "slow and not network and not cuda_build"
 
 test-all: install
 	$(PY) -m pytest tests -q -p no:cacheprovider -m "slow or not slow"

@@ -6,6 +6,10 @@
 #                                         # keeps the torch already there
 #   make install WHEELHOUSE=DIR           # offline: everything from a folder made by
 #                                         # `make wheelhouse` (tools/wheelhouse.py), no index
+#   make install CUDA=1                   # mmcv's CUDA ops too, on a machine without a GPU:
+#                                         # for TORCH_CUDA_ARCH_LIST (default 8.0;9.0), with
+#                                         # CUDA_HOME's toolkit or else the CUDA compiler from
+#                                         # PyPI that matches torch.version.cuda
 #
 # Versions come from requirements/constraints.txt (the one place they are pinned).
 # mmcv 2.1.0 (the newest mmcv mmdet 3.3 accepts) is source-only on PyPI: it is built here, with
@@ -65,7 +69,9 @@ else
 fi
 want_stamp=$(cat "$PINS" "$ROOT/setup.py" "$0" | sha256sum | cut -c1-16)
 if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$want_stamp" ] \
-    && "$PY" -c 'import mmcv.ops, mmdet, resnext_det' >/dev/null 2>&1; then
+    && "$PY" -c 'import mmcv.ops, mmdet, resnext_det' >/dev/null 2>&1 \
+    && { [ "${CUDA:-}" != 1 ] || "$PY" -c 'from mmcv.ops import get_compiling_cuda_version as v
+assert v() not in ("not available", "")' >/dev/null 2>&1; }; then  # CUDA=1 asks for CUDA ops
     say "already installed in $("$PY" -c 'import sys; print(sys.prefix)') (pins unchanged)"
     finished=1
     exit 0
@@ -129,6 +135,34 @@ pip_q install -c "$CONSTRAINTS" setuptools wheel ninja \
     || die "setuptools $("$PY" -c 'import setuptools; print(setuptools.__version__)') has no pkg_resources, which mmcv's setup.py imports: pin setuptools < 81"
 
 # --- 3. mmcv with compiled ops, from the wheel cache or built from source ---------------------
+# CUDA=1 without CUDA_HOME: the CUDA compiler for torch's CUDA version from NVIDIA's PyPI wheels,
+# laid out as a toolkit under the cache (nvcc with its crt/nvvm/CCCL headers and cudart), plus
+# the headers of the CUDA libraries torch's wheel brought (cusparse, cublas, ...: torch's own
+# headers include them). Prints the toolkit's path.
+cuda_toolchain() {
+    local ver=$1 libs_include=$2 major=${1%%.*}
+    local dir="$CACHE/cuda-$1"
+    local home="$dir/home"
+    [ "$major" -ge 13 ] \
+        || die "CUDA=1 takes the compiler from PyPI's CUDA 13 wheels, and torch is built for CUDA $ver: set CUDA_HOME to a CUDA $ver toolkit"
+    [ "$libs_include" != - ] \
+        || die "CUDA=1: torch's CUDA library headers (nvidia/cu$major/include/cusparse.h) are not installed beside torch"
+    if [ ! -x "$home/bin/nvcc" ]; then
+        echo "[install] CUDA=1: installing the CUDA $ver compiler from PyPI into $dir (about 100 MB)" >&2
+        rm -rf "$dir"
+        pip_q install --no-deps --target "$dir/pkgs" "nvidia-cuda-nvcc==$ver.*" \
+            "nvidia-cuda-crt==$ver.*" "nvidia-nvvm==$ver.*" "nvidia-cuda-cccl==$ver.*" \
+            "nvidia-cuda-runtime==$ver.*" \
+            || die "could not install the CUDA $ver compiler from PyPI (nvidia-cuda-nvcc==$ver.*)"
+        cp -rs "$dir/pkgs/nvidia/cu$major" "$home.partial"
+        cp -rsn "$libs_include/." "$home.partial/include/"
+        ln -s lib "$home.partial/lib64"  # where torch's extension builder looks for cudart
+        ln -sf "libcudart.so.$major" "$home.partial/lib/libcudart.so"
+        mv "$home.partial" "$home"
+    fi
+    echo "$home"
+}
+
 read -r TORCH_VER PY_TAG CUDA_OK CXX_STD < <("$PY" - <<'EOF'
 import inspect, re, sys
 import torch, torch.utils.cpp_extension as ext
@@ -139,8 +173,36 @@ print(torch.__version__, f"cp{sys.version_info.major}{sys.version_info.minor}",
 EOF
 ) || die "torch does not import in $PY (see the log)"
 MMCV_VER=$(pin mmcv)
+ARCH=""
+if [ "${CUDA:-}" = 1 ] && [ "$CUDA_OK" != 1 ]; then
+    read -r TORCH_CUDA LIBS_INCLUDE < <("$PY" - <<'EOF'
+import os, torch
+version, include = torch.version.cuda or '-', '-'
+try:
+    import nvidia  # the CUDA libraries torch's wheel depends on
+    for root in nvidia.__path__:
+        folder = os.path.join(root, f"cu{version.split('.')[0]}", 'include')
+        if os.path.isfile(os.path.join(folder, 'cusparse.h')):
+            include = folder
+except ImportError:
+    pass
+print(version, include)
+EOF
+)
+    [ "$TORCH_CUDA" != - ] \
+        || die "CUDA=1: torch $TORCH_VER is a CPU build, whose extensions cannot have CUDA ops"
+    if [ -n "${CUDA_HOME:-}" ]; then
+        [ -x "$CUDA_HOME/bin/nvcc" ] || die "CUDA=1: CUDA_HOME=$CUDA_HOME has no bin/nvcc"
+    else
+        CUDA_HOME=$(cuda_toolchain "$TORCH_CUDA" "$LIBS_INCLUDE") || exit 1
+    fi
+    export CUDA_HOME
+    say "CUDA=1: CUDA ops for torch's CUDA $TORCH_CUDA with the toolkit in $CUDA_HOME"
+    ARCH=${TORCH_CUDA_ARCH_LIST:-8.0;9.0}
+    CUDA_OK=1
+fi
 if [ "$CUDA_OK" = 1 ]; then
-    ARCH=${TORCH_CUDA_ARCH_LIST:-$("$PY" -c 'import torch; c=torch.cuda.get_device_capability(); print(f"{c[0]}.{c[1]}")')}
+    ARCH=${ARCH:-${TORCH_CUDA_ARCH_LIST:-$("$PY" -c 'import torch; c=torch.cuda.get_device_capability(); print(f"{c[0]}.{c[1]}")')}}
     FLAVOUR="cuda-$(echo "$ARCH" | tr ' ;' '__')"
 else
     FLAVOUR=cpu
@@ -171,6 +233,7 @@ else
     build_env=(MMCV_WITH_OPS=1 "MAX_JOBS=${MAX_JOBS:-$(nproc)}")
     if [ "$CUDA_OK" = 1 ]; then
         build_env+=(FORCE_CUDA=1 "TORCH_CUDA_ARCH_LIST=$ARCH")
+        [ -n "${CUDA_HOME:-}" ] && build_env+=("CUDA_HOME=$CUDA_HOME" "PATH=$CUDA_HOME/bin:$PATH")
         eta="about 5 min on 16 cores"
     else
         eta="about 13 min on 2 cores"
