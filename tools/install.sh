@@ -201,8 +201,19 @@ EOF
     ARCH=${TORCH_CUDA_ARCH_LIST:-8.0;9.0}
     CUDA_OK=1
 fi
+if [ "$CUDA_OK" = 1 ] && [ -z "$ARCH" ] && [ -z "${TORCH_CUDA_ARCH_LIST:-}" ]; then
+    # on a GPU node: this GPU's architecture, or a wheel already built (CUDA=1, elsewhere) for
+    # several, this one among them
+    DEVICE_ARCH=$("$PY" -c 'import torch; c=torch.cuda.get_device_capability(); print(f"{c[0]}.{c[1]}")')
+    for built in "$CACHE"/wheels/mmcv-"$MMCV_VER-torch-$TORCH_VER-$PY_TAG"-cuda-*/mmcv-*.whl \
+                 ${WHEELHOUSE:+"$WHEELHOUSE"/mmcv-built/mmcv-"$MMCV_VER-torch-$TORCH_VER-$PY_TAG"-cuda-*/mmcv-*.whl}; do
+        archs=$(basename "$(dirname "$built")"); archs=${archs##*-cuda-}
+        case "_${archs}_" in *"_${DEVICE_ARCH}_"*) ARCH=$(echo "$archs" | tr _ ';'); break ;; esac
+    done
+    ARCH=${ARCH:-$DEVICE_ARCH}
+fi
 if [ "$CUDA_OK" = 1 ]; then
-    ARCH=${ARCH:-${TORCH_CUDA_ARCH_LIST:-$("$PY" -c 'import torch; c=torch.cuda.get_device_capability(); print(f"{c[0]}.{c[1]}")')}}
+    ARCH=${ARCH:-$TORCH_CUDA_ARCH_LIST}
     FLAVOUR="cuda-$(echo "$ARCH" | tr ' ;' '__')"
 else
     FLAVOUR=cpu
