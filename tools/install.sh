@@ -245,7 +245,7 @@ else
     if [ "$CUDA_OK" = 1 ]; then
         build_env+=(FORCE_CUDA=1 "TORCH_CUDA_ARCH_LIST=$ARCH")
         [ -n "${CUDA_HOME:-}" ] && build_env+=("CUDA_HOME=$CUDA_HOME" "PATH=$CUDA_HOME/bin:$PATH")
-        eta="about 5 min on 16 cores"
+        eta="about 5 min on 16 cores, 45 min on 2"
     else
         eta="about 13 min on 2 cores"
     fi
