@@ -64,33 +64,29 @@ def _restore(work_dir: str, before: Optional[Dict[str, Optional[bytes]]]) -> Non
             Path(work_dir, name).write_bytes(content)
 
 
-def _user_code_frame(exc: BaseException) -> Optional[str]:
-    """``file:line`` of the innermost frame of ``exc`` (or of the exceptions it was raised
-    from, as mmengine's registry re-raises) that is in a file of neither this project nor an
-    installed library nor Python itself: a user's own module (``custom_imports``); None if
-    there is no such frame."""
-    known = [osp.dirname(osp.dirname(osp.abspath(__file__))), TOOLS_DIR]
-    known += [sysconfig.get_paths()[k] for k in ('stdlib', 'platstdlib', 'purelib', 'platlib')]
-    seen = set()
+def _raised_in_user_code(exc: BaseException) -> bool:
+    """Whether a frame of ``exc`` (or of the exceptions it was raised from, as mmengine's
+    registry re-raises) is in a file of neither this project nor an installed library nor Python
+    itself: a user's own module (``custom_imports``)."""
+    known = tuple(osp.join(k, '') for k in (
+        osp.dirname(osp.dirname(osp.abspath(__file__))), TOOLS_DIR,
+        *(sysconfig.get_paths()[k] for k in ('stdlib', 'platstdlib', 'purelib', 'platlib'))))
     # the exception's own traceback starts in this module (where it is caught), then the body
     # of the `with` that runs the start-up (tools/train.py, or whoever calls it): skip those
     tb = exc.__traceback__
     while tb is not None and tb.tb_frame.f_code.co_filename == __file__:
         tb = tb.tb_next
     tb = tb.tb_next if tb is not None else None
+    seen = set()
     while exc is not None and id(exc) not in seen:
         seen.add(id(exc))
-        found = None
-        for frame, line in traceback.walk_tb(tb):
-            path = osp.abspath(frame.f_code.co_filename)
-            if not path.startswith('<') and not any(
-                    path.startswith(osp.join(k, '')) for k in known):
-                found = f'{path}:{line}'
-        if found:
-            return found
+        files = (frame.f_code.co_filename for frame, _ in traceback.walk_tb(tb))
+        # '<frozen importlib._bootstrap>', '<string>': Python's own or generated code
+        if any(not (f.startswith('<') or osp.abspath(f).startswith(known)) for f in files):
+            return True
         exc = exc.__cause__ or exc.__context__
         tb = exc.__traceback__ if exc is not None else None
-    return None
+    return False
 
 
 @contextlib.contextmanager
@@ -116,7 +112,7 @@ def rollback_unless_started(work_dir: str) -> Iterator[TrainingStartedHook]:
             _restore(work_dir, before)
         if isinstance(e, UserInputError) or os.environ.get(TRACEBACK_ENV) == '1':
             raise
-        if _user_code_frame(e):
+        if _raised_in_user_code(e):
             raise
         detail = str(e).strip().splitlines()[0] if str(e).strip() else ''
         raise UserInputError(
