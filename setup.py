@@ -38,7 +38,8 @@ setup(
         'scipy>=1.10',
         'numpy>=2.0',
     ],
-    extras_require={'tests': ['pytest', 'hypothesis', 'timm'], 'lint': ['ruff']},
+    # scikit-image: the sample photographs the input-pipeline benchmark and its tests decode
+    extras_require={'tests': ['pytest', 'hypothesis', 'timm', 'scikit-image'], 'lint': ['ruff']},
     license='Apache-2.0',
     zip_safe=False,
 )

@@ -17,6 +17,8 @@ from resnext_det.errors import user_errors
 
 COLUMNS = (('AP', 'bbox_mAP'), ('AP@0.5', 'bbox_mAP_50'), ('AP@0.75', 'bbox_mAP_75'),
            ('AP_S', 'bbox_mAP_s'), ('AP_M', 'bbox_mAP_m'), ('AP_L', 'bbox_mAP_l'))
+# Mask R-CNN runs also have mask AP (mmdet's segm metric), shown in a second table
+MASK_COLUMNS = tuple((f'mask {name}', key.replace('bbox', 'segm')) for name, key in COLUMNS)
 
 
 def metric(run, key):
@@ -36,6 +38,17 @@ def print_table(runs):
                             for k in ('bbox_mAP', 'bbox_mAP_50', 'bbox_mAP_75'))
         zoo = MODEL_ZOO_BOX_AP.get(run['name'], '-')
         print(f"| {run['name']} ({run['work_dir']}) | {values} | {deltas} | {zoo} |")
+    masked = [run for run in runs if 'coco/segm_mAP' in run['metrics']]
+    if masked:
+        print('\n| run (Mask R-CNN) | ' + ' | '.join(c for c, _ in MASK_COLUMNS)
+              + ' | box AP | mask AP - box AP |')
+        print('|---' * (len(MASK_COLUMNS) + 3) + '|')
+        for run in masked:
+            values = ' | '.join(f'{metric(run, k):.1f}'.replace('nan', '-')
+                                for _, k in MASK_COLUMNS)
+            box, mask = metric(run, 'bbox_mAP'), metric(run, 'segm_mAP')
+            print(f"| {run['name']} ({run['work_dir']}) | {values} | {box:.1f} | "
+                  f'{mask - box:+.1f} |')
     print(f'\nPaper (Faster R-CNN, COCO minival): ResNeXt-50 vs ResNet-50 '
           f'{PAPER_AP50_GAIN:+.1f} AP@0.5 at equal complexity.')
 

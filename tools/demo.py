@@ -2,13 +2,15 @@
 ResNeXt-50 on the classification crops, export its backbone, train Faster R-CNN from it,
 evaluate with COCO metrics, draw predictions, print the table.
 
-    python tools/demo.py [--work-dir work_dirs/demo] [--compare] [--scratch] [--fast]
+    python tools/demo.py [--work-dir work_dirs/demo] [--compare] [--scratch] [--fast] [--mask]
                          [--seeds 0,1,2] [--ablate] [--report-only] [--dry-run]
 
 --compare  also runs the slim ResNet-50 of the same depth and prints both side by side;
 --scratch  also trains the detector from scratch, to show what pretraining brings;
 --fast     also trains the ResNeXt detector on the fast path (same export), to show that it
            learns as well as the plain path;
+--mask     also trains Mask R-CNN from the same export (with --compare, for both backbones),
+           evaluates box and mask AP, and draws the predicted masks (tools/infer.py uses it);
 --seeds    the comparison (slim X-50 8x4d against slim R-50), whole, once per seed: pretraining,
            export, detection, evaluation; prints per-seed results, means, standard deviations
            and the paired difference X - R with its 95% confidence interval, both backbones'
@@ -40,6 +42,8 @@ ARCHS = {
                       'configs/demo/faster_rcnn_x50_8x4d_slim_demo.py'),
 }
 FAST = {'x50_8x4d_slim': 'configs/demo/faster_rcnn_x50_8x4d_slim_pretrained_fast_demo.py'}
+MASK = {'r50_slim': 'configs/demo/mask_rcnn_r50_slim_pretrained_demo.py',
+        'x50_8x4d_slim': 'configs/demo/mask_rcnn_x50_8x4d_slim_pretrained_demo.py'}
 LABELS = {'r50_slim': 'R-50 slim', 'x50_8x4d_slim': 'X-50 8x4d slim'}
 ABLATION_CARDINALITIES = (1, 2, 4, 8, 32)
 # the demo's image sizes: classification crops and detection images
@@ -217,6 +221,8 @@ def main(argv=None):
                         help='also train the detector from scratch (no pretraining)')
     parser.add_argument('--fast', action='store_true',
                         help='also train the ResNeXt detector on the fast path')
+    parser.add_argument('--mask', action='store_true',
+                        help='also train Mask R-CNN from the same export (box and mask AP)')
     parser.add_argument('--seeds', type=parse_seeds, metavar='S,S,...',
                         help='run the comparison (or --ablate) once per seed, with statistics')
     parser.add_argument('--ablate', action='store_true',
@@ -243,7 +249,7 @@ def main(argv=None):
         cls_config, det_config, scratch_config = ARCHS[name]
         cls_dir = osp.join(args.work_dir, f'{name}_cls')
         run(f'pretrain {name}', ['tools/train.py', cls_config, '--work-dir', cls_dir])
-        best = sorted(glob.glob(osp.join(cls_dir, 'best_accuracy_top1_epoch_*.pth')))[-1]
+        best = best_classifier(cls_dir)
         backbone = osp.join(args.work_dir, 'backbones', f'{name}.pth')
         # --force: a rerun pretrains again and replaces its own previous export
         run(f'export {name}', ['tools/export_backbone.py', best, backbone, '--force'])
@@ -255,13 +261,18 @@ def main(argv=None):
         if args.scratch:
             work_dirs.append(detect(f'{name} from scratch', scratch_config,
                                     osp.join(args.work_dir, f'{name}_scratch')))
+        if args.mask:
+            work_dirs.append(detect(f'{name} Mask R-CNN', MASK[name],
+                                    osp.join(args.work_dir, f'{name}_mask'), from_export))
     run('compare', ['tools/compare_results.py', *work_dirs, '--plot',
                     osp.join(args.work_dir, 'curves.png')])
-    # the trained detector on a few images, as on your own: tools/infer.py
+    # the trained detector (the Mask R-CNN with --mask: it draws masks and writes them as RLE)
+    # on a few images, as on your own: tools/infer.py
     infer_dir = osp.join(args.work_dir, 'infer')
+    infer_config, infer_run = ((MASK['x50_8x4d_slim'], 'x50_8x4d_slim_mask') if args.mask else
+                               (ARCHS['x50_8x4d_slim'][1], 'x50_8x4d_slim'))
     run('predict on images', ['tools/infer.py', 'data/demo/coco/val/00000[1-4].jpg',
-                              ARCHS['x50_8x4d_slim'][1],
-                              last_checkpoint(osp.join(args.work_dir, 'x50_8x4d_slim')),
+                              infer_config, last_checkpoint(osp.join(args.work_dir, infer_run)),
                               '--out-dir', infer_dir])
     print(f'\ndemo finished in {(time.time() - start) / 60:.1f} min; predictions drawn under '
           f'{args.work_dir}/*/<timestamp>/predictions')

@@ -63,3 +63,27 @@ def test_seeds_of_one_config_are_summarised_and_plotted_with_spread(tmp_path):
     row = next(line for line in out.splitlines() if line.startswith('| faster_rcnn_r50_fpn (2)'))
     assert '| 37.0 ± 0.0 | 60.0 ± 2.8 |' in row  # mean ± sample sd over the two seeds
     assert plot.read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
+
+
+def test_mask_rcnn_runs_get_a_mask_ap_table_next_to_their_box_ap(tmp_path, capsys):
+    import importlib.util
+    spec = importlib.util.spec_from_file_location('compare_cli',
+                                                  ROOT / 'tools' / 'compare_results.py')
+    cli = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(cli)
+    fake_run(tmp_path / 'faster', 'faster_rcnn_x50_32x4d_fpn', 0.390, 0.602, [0.9])
+    fake_run(tmp_path / 'mask', 'mask_rcnn_x101_32x4d_fpn', 0.419, 0.630, [0.9])
+    results = tmp_path / 'mask' / 'test_results.json'
+    run = json.loads(results.read_text())
+    run['metrics'].update({'coco/segm_mAP': 0.375, 'coco/segm_mAP_50': 0.598,
+                           'coco/segm_mAP_75': 0.401, 'coco/segm_mAP_s': 0.17,
+                           'coco/segm_mAP_m': -1.0, 'coco/segm_mAP_l': 0.55})
+    results.write_text(json.dumps(run))
+    cli.main([str(tmp_path / 'faster'), str(tmp_path / 'mask')])
+    out = capsys.readouterr().out
+    mask_rows = [line for line in out.splitlines() if line.startswith('| mask_rcnn')]
+    # the box table has both runs; the mask table only the Mask R-CNN, -1 (no objects) as '-'
+    assert len(mask_rows) == 2 and not any(
+        line.startswith('| faster_rcnn') and 'mask AP' in line for line in out.splitlines())
+    assert mask_rows[1].endswith('| 37.5 | 59.8 | 40.1 | 17.0 | - | 55.0 | 41.9 | -4.4 |')
+    assert '| run (Mask R-CNN) | mask AP | mask AP@0.5 |' in out
