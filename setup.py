@@ -4,7 +4,8 @@ Install with `make install` (README): it builds mmcv 2.1.0, which pip alone cann
 torch. Exact versions live in requirements/constraints.txt; the ranges below are what the code
 needs: torch >= 2.5 for `torch.serialization.safe_globals` (the tensor-only checkpoint loader),
 numpy >= 2 for `numpy._core` (the classes of mmengine checkpoints it allows), scipy (already
-mmdet's) for the statistics of seed comparisons.
+mmdet's) for the statistics of seed comparisons, simplejpeg (libjpeg-turbo's TurboJPEG API, in
+its wheel) for the classification trainer's JPEG decode.
 """
 import os.path as osp
 
@@ -36,6 +37,7 @@ setup(
         'pycocotools',
         'faster-coco-eval>=1.8.0,<2.0',
         'scipy>=1.10',
+        'simplejpeg>=1.8',
         'numpy>=2.0',
     ],
     # scikit-image: the sample photographs the input-pipeline benchmark and its tests decode
