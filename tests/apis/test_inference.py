@@ -270,3 +270,81 @@ def test_load_state_dict_strict():
         load_state_dict_strict(model, {'conv1.weight': torch.zeros(1), 'layer1.0.bn1.bias': 0})
     with pytest.raises(CheckpointMismatchError, match='holds a list, not a state dict'):
         load_state_dict_strict(model, [1, 2])
+
+
+def test_mask_rcnn_json_masks_are_the_predicted_and_drawn_masks(assets, tmp_path):
+    """The RLE masks of preds/<stem>.json decode to the model's own masks at the image's size,
+    and they are what vis/<name> shows: the drawing differs from the same drawing without
+    masks on the masks (and their 1-2 px outlines) only, and from the input inside them."""
+    import cv2
+    from mmengine.structures import InstanceData
+    from pycocotools import mask as mask_utils
+
+    from resnext_det.apis import build_inferencer
+    config = tmp_path / 'mask_rcnn_r50_slim_demo.py'
+    config.write_text(MASK_DEMO_CONFIG)
+    checkpoint = save_random_checkpoint(config, tmp_path / 'mask.pth')
+    # a PNG input: the drawing is then written losslessly and compares pixel for pixel
+    image = tmp_path / 'input.png'
+    original = cv2.imread(str(assets['images'] / assets['good'][0]))  # BGR
+    cv2.imwrite(str(image), original)
+
+    inferencer = build_inferencer(str(config), checkpoint, 'cpu')
+
+    def predict():
+        return inferencer(str(image), return_datasamples=True, no_save_vis=True,
+                          no_save_pred=True)['predictions'][0]
+
+    # a random mask head draws no shapes: its deconvolution's 2x2 kernels print a checkerboard,
+    # and its logits sit in a narrow band below 0 (near-empty masks). One weight per input and
+    # output channel upsamples as 'nearest' does, and logits centred on each class's median
+    # leave about half of each RoI's mask on: blobs that follow the image's features.
+    mask_head = inferencer.model.roi_head.mask_head
+    mask_head.upsample.weight.data[:] = mask_head.upsample.weight.data.mean((2, 3), keepdim=True)
+    conv_logits = mask_head.conv_logits
+    logits = []
+    hook = conv_logits.register_forward_hook(lambda module, args, out: logits.append(out))
+    predict()
+    hook.remove()
+    conv_logits.bias.data -= logits[0].detach().transpose(0, 1).flatten(1).median(1).values
+    torch.save({'state_dict': inferencer.model.state_dict()}, checkpoint)
+    sample = predict()
+    scores = sample.pred_instances.scores.sort(descending=True).values
+    assert len(scores) > 6 and scores[5] < scores[4]
+    thr = float(scores[4] + scores[5]) / 2  # keeps the five best detections
+    expected = sample.pred_instances[sample.pred_instances.scores > thr]
+
+    summary = run_inference(str(image), str(config), checkpoint, out_dir=str(tmp_path / 'out'),
+                            score_thr=thr, device='cpu')
+    pred = load_pred(summary.pred_dir, image.stem)
+    assert len(pred['masks']) == len(pred['scores']) == 5
+    np.testing.assert_allclose(pred['scores'], expected.scores.numpy(), rtol=1e-6)
+    masks = np.stack([mask_utils.decode(dict(size=rle['size'], counts=rle['counts'].encode()))
+                      for rle in pred['masks']])
+    assert masks.shape == (5, *original.shape[:2]) and masks.dtype == np.uint8
+    np.testing.assert_array_equal(masks.astype(bool), expected.masks.numpy())
+    boxes = np.array(pred['bboxes'])
+    box_areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    # masks of a shape of their own: neither empty nor their whole box
+    areas = masks.sum((1, 2))
+    assert (areas > 0.2 * box_areas).all() and (areas < 0.8 * box_areas).all()
+
+    drawn = cv2.imread(str(Path(summary.vis_dir) / image.name))  # BGR
+    assert drawn.shape == original.shape
+    # what the boxes and labels of the drawing cover: the same visualizer draws them alone.
+    # mmengine blends the masks into a raster of the figure and then renders the boxes and
+    # label boxes over it once more, so there the two drawings differ whatever the masks.
+    no_masks = sample.clone()
+    no_masks.pred_instances = InstanceData(**{k: v for k, v in sample.pred_instances.items()
+                                              if k != 'masks'})
+    inferencer.visualizer.add_datasample('boxes', original[:, :, ::-1].copy(), no_masks,
+                                         draw_gt=False, pred_score_thr=thr)
+    decorated = (inferencer.visualizer.get_image()[:, :, ::-1] != original).any(2)
+    union = masks.any(0)
+    assert (union & ~decorated).sum() > 0.25 * union.sum()  # not all hidden by the labels
+    changed = (drawn != original).any(2)
+    assert changed[union].all(), 'a mask of the JSON is not drawn'  # its colour blended in
+    # elsewhere only the white outline mmdet draws along each mask's contour (2 pt wide)
+    distance = cv2.distanceTransform((~union).astype(np.uint8), cv2.DIST_L2, 5)
+    stray = changed & ~decorated & (distance > 3)
+    assert not stray.any(), f'{stray.sum()} pixels drawn away from the JSON masks'

@@ -1,11 +1,13 @@
 """The *_fast detection configs: the plain model and recipe plus the fast-path switches, and a
-detector on the fast path computes the plain path's losses (CPU)."""
+detector on the fast path (Faster and Mask R-CNN) computes the plain path's losses (CPU)."""
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from mmdet.registry import MODELS
 from mmdet.structures import DetDataSample
+from mmdet.structures.mask import BitmapMasks
 from mmdet.utils import register_all_modules
 from mmengine.config import Config
 from mmengine.structures import InstanceData
@@ -13,7 +15,9 @@ from model_testing import randomize_bn  # tests/, on sys.path under pytest
 
 CONFIGS = Path(__file__).resolve().parents[2] / 'configs'
 FAST = {'faster_rcnn_x101_32x4d_fpn_fast.py': 'faster_rcnn_x101_32x4d_fpn.py',
-        'faster_rcnn_r101_fpn_fast.py': 'faster_rcnn_r101_fpn.py'}
+        'faster_rcnn_r101_fpn_fast.py': 'faster_rcnn_r101_fpn.py',
+        'mask_rcnn_x101_32x4d_fpn_fast.py': 'mask_rcnn_x101_32x4d_fpn.py',
+        'mask_rcnn_r101_fpn_fast.py': 'mask_rcnn_r101_fpn.py'}
 
 
 @pytest.fixture(scope='module', autouse=True)
@@ -40,11 +44,17 @@ def test_fast_config_is_the_plain_one_plus_the_switches(fast_name):
 
 
 def samples(size=64):
+    """Two annotated images; the masks (read by Mask R-CNN only) are the ellipses inscribed in
+    the boxes, so that a mask target is no box-shaped block of ones."""
     sample = DetDataSample(metainfo=dict(img_shape=(size, size), pad_shape=(size, size),
                                          ori_shape=(size, size), scale_factor=(1.0, 1.0)))
-    sample.gt_instances = InstanceData(
-        bboxes=torch.tensor([[4., 4., 30., 45.], [25., 20., 60., 55.]]),
-        labels=torch.tensor([1, 7]))
+    boxes = torch.tensor([[4., 4., 30., 45.], [25., 20., 60., 55.]])
+    y, x = np.mgrid[:size, :size] + 0.5
+    masks = np.stack([((x - (x1 + x2) / 2) / ((x2 - x1) / 2)) ** 2 +
+                      ((y - (y1 + y2) / 2) / ((y2 - y1) / 2)) ** 2 <= 1
+                      for x1, y1, x2, y2 in boxes.tolist()]).astype(np.uint8)
+    sample.gt_instances = InstanceData(bboxes=boxes, labels=torch.tensor([1, 7]),
+                                       masks=BitmapMasks(masks, size, size))
     return [sample, sample.clone()]
 
 
@@ -61,6 +71,9 @@ def build(name, **backbone):
     model.rpn_head.update(in_channels=32, feat_channels=32)
     model.roi_head.bbox_roi_extractor.out_channels = 32
     model.roi_head.bbox_head.update(in_channels=32, fc_out_channels=64)
+    if 'mask_head' in model.roi_head:
+        model.roi_head.mask_roi_extractor.out_channels = 32
+        model.roi_head.mask_head.update(in_channels=32, conv_out_channels=32)
     model.train_cfg.rpn_proposal.update(nms_pre=200, max_per_img=100)
     model.train_cfg.rcnn.sampler.num = 64
     model = MODELS.build(cfg.model)
@@ -75,20 +88,26 @@ def losses(model, images, dtype=None):
     return {k: sum(v) if isinstance(v, list) else v for k, v in out.items() if 'loss' in k}
 
 
-@pytest.fixture(scope='module')
-def plain_and_fast():
-    plain = build('faster_rcnn_x101_32x4d_fpn.py')
+# each detector's parts of the loss: Mask R-CNN's mask head runs on the RoI extractor's output
+# too (resnext_det.SingleRoIExtractor as its mask_roi_extractor)
+LOSSES = {'faster_rcnn_x101_32x4d_fpn': {'loss_rpn_cls', 'loss_rpn_bbox', 'loss_cls', 'loss_bbox'}}
+LOSSES['mask_rcnn_x101_32x4d_fpn'] = LOSSES['faster_rcnn_x101_32x4d_fpn'] | {'loss_mask'}
+
+
+@pytest.fixture(scope='module', params=sorted(LOSSES))
+def plain_and_fast(request):
+    plain = build(f'{request.param}.py')
     randomize_bn(plain.backbone)
-    fast = build('faster_rcnn_x101_32x4d_fpn_fast.py')
+    fast = build(f'{request.param}_fast.py')
     fast.load_state_dict(plain.state_dict())
     plain.train(), fast.train()
-    return plain, fast, torch.rand(2, 3, 64, 64)
+    return plain, fast, torch.rand(2, 3, 64, 64), LOSSES[request.param]
 
 
 def test_fast_detector_has_the_plain_losses_and_grads_in_fp32(plain_and_fast):
-    plain, fast, images = plain_and_fast
+    plain, fast, images, parts = plain_and_fast
     expected, got = losses(plain, images), losses(fast, images)
-    assert expected.keys() == got.keys()
+    assert expected.keys() == got.keys() == parts
     for k in expected:
         torch.testing.assert_close(got[k], expected[k], atol=1e-4, rtol=1e-4, msg=k)
     plain.zero_grad(), fast.zero_grad()
@@ -104,8 +123,9 @@ def test_fast_detector_has_the_plain_losses_and_grads_in_fp32(plain_and_fast):
 
 @pytest.mark.parametrize('dtype', [torch.bfloat16, torch.float16])
 def test_fast_detector_trains_under_autocast(plain_and_fast, dtype):
-    plain, fast, images = plain_and_fast
+    plain, fast, images, parts = plain_and_fast
     expected, got = losses(plain, images), losses(fast, images, dtype)
+    assert got.keys() == parts
     total = sum(got.values())
     assert torch.isfinite(total)
     # same proposals up to rounding: the losses agree to the precision of the dtype

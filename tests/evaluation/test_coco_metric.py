@@ -223,3 +223,151 @@ def test_arguments(ann_file):
     multi_process = CocoMetric(ann_file=ann_file, use_mp_eval=True)
     assert multi_process.backend == 'pycocotools' and multi_process.coco_eval_class is None
     assert CocoMetric(ann_file=ann_file, backend='pycocotools').coco_eval_class is None
+
+
+# --- Mask R-CNN outputs on polygon ground truth, against pycocotools run by hand -------------
+
+POLY_CLASSES = ('person', 'dog', 'kite')
+POLY_HEIGHT, POLY_WIDTH = 160, 200
+# mmdet's CocoMetric output keys, in the order of COCOeval.stats (names fixed by mmdet whatever
+# proposal_nums is: 'AR@100' is stats[6], AR at proposal_nums[0] detections)
+STAT_NAMES = ('mAP', 'mAP_50', 'mAP_75', 'mAP_s', 'mAP_m', 'mAP_l',
+              'AR@100', 'AR@300', 'AR@1000', 'AR_s@1000', 'AR_m@1000', 'AR_l@1000')
+
+
+def polygon_mask(polygon):
+    """The mask pycocotools rasterises a COCO polygon to (the ground truth the metric sees)."""
+    rle = mask_util.frPyObjects([polygon], POLY_HEIGHT, POLY_WIDTH)
+    return mask_util.decode(mask_util.merge(rle))
+
+
+@pytest.fixture(scope='module')
+def polygon_case(tmp_path_factory):
+    """Five images with 2-4 polygon objects each of three classes (small, medium and large, one
+    crowd region as RLE), and Mask R-CNN-like predictions: the ground-truth masks shifted,
+    dilated or eroded, with boxes around them off by a few pixels; some objects missed, one
+    duplicate, one wrong class, false positives, scores spread over (0.05, 1)."""
+    import cv2
+    rng = np.random.default_rng(0)
+    kernel = np.ones((3, 3), np.uint8)
+    perturb = [lambda m: np.roll(m, (2, -3), axis=(0, 1)),
+               lambda m: cv2.dilate(m, kernel, iterations=2),
+               lambda m: cv2.erode(m, kernel, iterations=1),
+               lambda m: np.roll(cv2.dilate(m, kernel), (-4, 1), axis=(0, 1)),
+               lambda m: np.roll(m, (1, 6), axis=(0, 1))]
+    images, annotations, samples = [], [], []
+    for image_id in range(5):
+        images.append(dict(id=image_id, width=POLY_WIDTH, height=POLY_HEIGHT,
+                           file_name=f'{image_id}.jpg'))
+        masks, boxes, scores, labels = [], [], [], []
+        for _ in range(rng.integers(2, 5)):
+            label = int(rng.integers(len(POLY_CLASSES)))
+            # in turn: areas of ~200 and ~500 px (small), ~1700 and ~4500 (medium), ~13000 (large)
+            radius = float((9, 14, 25, 40, 70)[len(annotations) % 5])
+            cx, cy = rng.uniform(radius, POLY_WIDTH - radius), rng.uniform(radius,
+                                                                             POLY_HEIGHT - radius)
+            angles = np.sort(rng.uniform(0, 2 * np.pi, int(rng.integers(5, 9))))
+            radii = radius * rng.uniform(0.75, 1.0, len(angles))
+            polygon = np.stack([cx + radii * np.cos(angles), cy + radii * np.sin(angles)], 1)
+            polygon = np.clip(polygon, 0, [POLY_WIDTH - 1, POLY_HEIGHT - 1]).round(1)
+            polygon = polygon.ravel().tolist()
+            gt = polygon_mask(polygon)
+            ys, xs = np.nonzero(gt)
+            annotations.append(dict(
+                id=len(annotations) + 1, image_id=image_id, category_id=label + 1,
+                segmentation=[polygon], area=int(gt.sum()), iscrowd=0,
+                bbox=[float(xs.min()), float(ys.min()), float(xs.max() - xs.min() + 1),
+                      float(ys.max() - ys.min() + 1)]))
+            n = len(annotations)
+            if n % 6 == 0:  # missed
+                continue
+            pred = perturb[n % len(perturb)](gt)
+            if n == 4:  # also detected as another class
+                masks.append(pred)
+                labels.append((label + 1) % len(POLY_CLASSES))
+            if n == 9:  # detected twice
+                masks.append(cv2.dilate(gt, kernel, iterations=3))
+                labels.append(label)
+            masks.append(pred)
+            labels.append(label)
+        for _ in range(2 if image_id % 2 else 1):  # false positives: blobs where nothing is
+            blob = np.zeros((POLY_HEIGHT, POLY_WIDTH), np.uint8)
+            x, y, r = int(rng.integers(20, 180)), int(rng.integers(20, 140)), int(
+                rng.integers(5, 20))
+            cv2.circle(blob, (x, y), r, 1, -1)
+            masks.append(blob)
+            labels.append(int(rng.integers(len(POLY_CLASSES))))
+        for mask in masks:
+            ys, xs = np.nonzero(mask)
+            # the box head's own error: boxes a few pixels off their mask's extent, so that
+            # bbox and segm AP differ
+            box = np.array([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1], np.float64)
+            boxes.append((box + rng.normal(0, 2.5, 4)).clip(0, [POLY_WIDTH, POLY_HEIGHT] * 2))
+            scores.append(float(rng.uniform(0.05, 1)))
+        samples.append(dict(img_id=image_id, ori_shape=(POLY_HEIGHT, POLY_WIDTH),
+                            pred_instances=dict(
+                                bboxes=torch.tensor(np.array(boxes), dtype=torch.float32),
+                                scores=torch.tensor(scores, dtype=torch.float32),
+                                labels=torch.tensor(labels, dtype=torch.int64),
+                                masks=torch.from_numpy(np.stack(masks).astype(bool)))))
+    # a crowd region (RLE, as COCO stores crowds) over part of image 0: detections in it are
+    # neither true nor false positives
+    crowd = np.zeros((POLY_HEIGHT, POLY_WIDTH), np.uint8)
+    crowd[100:150, 10:80] = 1
+    annotations.append(dict(id=len(annotations) + 1, image_id=0, category_id=1,
+                            segmentation=encoded(crowd), area=int(crowd.sum()), iscrowd=1,
+                            bbox=[10.0, 100.0, 70.0, 50.0]))
+    path = tmp_path_factory.mktemp('polygons') / 'instances.json'
+    path.write_text(json.dumps(dict(
+        images=images, annotations=annotations,
+        categories=[dict(id=i + 1, name=name, supercategory='thing')
+                    for i, name in enumerate(POLY_CLASSES)])))
+    return str(path), samples
+
+
+@pytest.mark.parametrize('proposal_nums', [(100, 300, 1000), (1, 10, 100)])
+def test_segm_and_bbox_agree_with_pycocotools_on_polygon_ground_truth(
+        polygon_case, tmp_path, monkeypatch, proposal_nums):
+    """resnext_det.CocoMetric (faster-coco-eval) on Mask R-CNN-like outputs against pycocotools'
+    COCOeval run directly on the json files the metric wrote: all 12 stats of segm and bbox,
+    rounded as mmdet reports them and raw. (1, 10, 100) are pycocotools' own maxDets; mmdet's
+    default (100, 300, 1000) is what it sets COCOeval.params.maxDets to."""
+    from pycocotools.coco import COCO
+    ann_file, samples = polygon_case
+    metric = CocoMetric(ann_file=ann_file, metric=['bbox', 'segm'], metric_items=STAT_NAMES,
+                        proposal_nums=proposal_nums, outfile_prefix=str(tmp_path / 'results'))
+    metric.dataset_meta = dict(classes=POLY_CLASSES)
+    raw = {}
+    summarize = metric.coco_eval_class.summarize
+
+    def summarize_and_keep(self):
+        summarize(self)
+        raw[self.params.iouType] = np.array(self.stats)
+
+    monkeypatch.setattr(metric.coco_eval_class, 'summarize', summarize_and_keep)
+    metric.process({}, samples)
+    ours = metric.evaluate(size=len(samples))
+    assert sorted(raw) == ['bbox', 'segm']
+
+    coco_gt = COCO(ann_file)  # a fresh index: COCOeval writes into the ground-truth dicts
+    for iou_type in ('bbox', 'segm'):
+        results = json.loads((tmp_path / f'results.{iou_type}.json').read_text())
+        if iou_type == 'segm':
+            # as mmdet does: with a 'bbox' key, loadRes takes a detection's area from its box,
+            # which moves detections between the small/medium/large ranges of the mask AP
+            assert all('bbox' in r and 'segmentation' in r for r in results)
+            results = [{k: v for k, v in r.items() if k != 'bbox'} for r in results]
+        reference = PycocotoolsCOCOeval(coco_gt, coco_gt.loadRes(results), iou_type)
+        if proposal_nums != (1, 10, 100):
+            reference.params.maxDets = list(proposal_nums)
+        reference.evaluate()
+        reference.accumulate()
+        reference.summarize()
+        for i, name in enumerate(STAT_NAMES):
+            assert ours[f'coco/{iou_type}_{name}'] == float(f'{round(reference.stats[i], 3)}'), \
+                (iou_type, name, ours[f'coco/{iou_type}_{name}'], reference.stats[i])
+        np.testing.assert_allclose(raw[iou_type], reference.stats, rtol=0, atol=1e-12)
+        # a case where each stat is a real measurement: no -1 (empty area range), not 0 or 1
+        assert all(0 < s < 1 for s in reference.stats), (iou_type, reference.stats)
+    assert ours['coco/segm_mAP'] != ours['coco/bbox_mAP']
+    assert len(ours) == 2 * len(STAT_NAMES)
