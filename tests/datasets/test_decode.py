@@ -43,18 +43,24 @@ def cv2_rgb(path):  # ImageNetFolder's decode: what the decoders replace
     return torch.from_numpy(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)).permute(2, 0, 1)
 
 
-@pytest.mark.parametrize('size', [(375, 500), (500, 333), (7, 300), (224, 224)])
+@pytest.mark.parametrize('size', [(375, 500), (500, 333), (7, 300), (300, 7), (224, 224),
+                                  (1, 1)])
 def test_box_is_torchvisions_for_the_same_seed(size):
     height, width = size
     decoder = RandomResizedCropDecoder(64, scale=(0.08, 1.0))
     transform = v2.RandomResizedCrop(64, scale=(0.08, 1.0))
     image = torch.zeros(3, height, width, dtype=torch.uint8)
-    for seed in range(20):
+    for seed in range(200):
         torch.manual_seed(seed)
         ours = decoder.box(width, height)
         torch.manual_seed(seed)
         theirs = transform.make_params([image])
         assert ours == (theirs['top'], theirs['left'], theirs['height'], theirs['width'])
+        # and the generator is left where torchvision leaves it: the next draw is the same
+        after = torch.rand(1)
+        torch.manual_seed(seed)
+        transform.make_params([image])
+        assert torch.equal(after, torch.rand(1))
 
 
 def test_full_decode_is_bit_exact_to_imagenetfolders_v2_path(jpegs):
