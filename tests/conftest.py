@@ -24,6 +24,16 @@ def repo_root() -> Path:
 
 
 @pytest.fixture(scope='session')
+def demo_cli():
+    """tools/demo.py loaded as a module (its step lists, configs and dry run)."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location('demo_cli', ROOT / 'tools' / 'demo.py')
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope='session')
 def small_demo_data(tmp_path_factory):
     """``small_demo_data(num_train=6, ...)``: the root of a tiny generated demo set (``coco/``,
     ``imagenet/``), made once per session for each size asked for. Tests must not write there."""

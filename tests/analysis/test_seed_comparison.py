@@ -1,6 +1,5 @@
 """The multi-seed machinery of `tools/demo.py --seeds/--ablate`: the commands it runs and the
 report it writes from the runs' work dirs (statistics, complexity, power)."""
-import importlib.util
 import json
 import re
 
@@ -10,11 +9,8 @@ from resnext_det.analysis.statistics import paired_difference
 
 
 @pytest.fixture(scope='module')
-def demo(repo_root):
-    spec = importlib.util.spec_from_file_location('demo_cli', repo_root / 'tools' / 'demo.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def demo(demo_cli):
+    return demo_cli
 
 
 def fake_runs(tmp_path, labels, seeds, ap50):

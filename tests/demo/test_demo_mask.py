@@ -1,17 +1,13 @@
 """`tools/demo.py --mask`: the demo Mask R-CNN configs are the demo Faster R-CNN plus mmdet's
 mask branch, and the demo trains, tests and draws them from the same pretrained export."""
-import importlib.util
 
 import pytest
 from mmengine.config import Config
 
 
 @pytest.fixture(scope='module')
-def demo(repo_root):
-    spec = importlib.util.spec_from_file_location('demo_cli', repo_root / 'tools' / 'demo.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def demo(demo_cli):
+    return demo_cli
 
 
 @pytest.mark.parametrize('name', ['r50_slim', 'x50_8x4d_slim'])

@@ -57,6 +57,17 @@ def _box_sizes(rng: np.random.Generator, count: int):
     return side * np.sqrt(aspect), side / np.sqrt(aspect)
 
 
+def coco_images(rng: np.random.Generator, num_images: int):
+    """(ids, widths, heights) of ``num_images`` COCO-like images: sparse ids as COCO's, ~640x480,
+    three in four landscape."""
+    image_ids = np.sort(rng.choice(581929, size=num_images, replace=False) + 1)
+    short = rng.choice(SHORT_SIDES, size=num_images, p=SHORT_SIDE_WEIGHTS)
+    long = np.where(rng.random(num_images) < 0.95, 640, rng.integers(500, 640, num_images))
+    short = np.minimum(short, long)
+    landscape = rng.random(num_images) < 0.75
+    return image_ids, np.where(landscape, long, short), np.where(landscape, short, long)
+
+
 def _place_boxes(rng: np.random.Generator, widths, heights, image_w, image_h):
     """xywh boxes of the given sizes, clipped to the image, at uniform positions inside it."""
     widths = np.clip(widths, 1.0, image_w)
@@ -82,13 +93,7 @@ def make_coco_ground_truth(num_images: int = 5000, seed: int = 0) -> dict:
     box) and about 1% of them are ``iscrowd`` regions.
     """
     rng = np.random.default_rng(seed)
-    image_ids = np.sort(rng.choice(581929, size=num_images, replace=False) + 1)
-    short = rng.choice(SHORT_SIDES, size=num_images, p=SHORT_SIDE_WEIGHTS)
-    long = np.where(rng.random(num_images) < 0.95, 640, rng.integers(500, 640, num_images))
-    short = np.minimum(short, long)
-    landscape = rng.random(num_images) < 0.75
-    widths = np.where(landscape, long, short)
-    heights = np.where(landscape, short, long)
+    image_ids, widths, heights = coco_images(rng, num_images)
 
     # 1 + negative binomial: a heavy tail of crowded images, as COCO has, but no empty image
     # unless chosen to be; the tail is cut at 90 so the 100 detections can cover every box.

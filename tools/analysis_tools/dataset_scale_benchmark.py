@@ -126,19 +126,13 @@ def make_coco_train(path: str, num_images: int = COCO_TRAIN_IMAGES, seed: int = 
 
     from analysis_tools.coco_eval_benchmark import (
         COCO_CATEGORY_IDS,
-        SHORT_SIDE_WEIGHTS,
-        SHORT_SIDES,
         _box_sizes,
         _category_weights,
         _place_boxes,
+        coco_images,
     )
     rng = np.random.default_rng(seed)
-    image_ids = np.sort(rng.choice(581929, size=num_images, replace=False) + 1)
-    short = rng.choice(SHORT_SIDES, size=num_images, p=SHORT_SIDE_WEIGHTS)
-    long = np.where(rng.random(num_images) < 0.95, 640, rng.integers(500, 640, num_images))
-    short = np.minimum(short, long)
-    landscape = rng.random(num_images) < 0.75
-    widths, heights = np.where(landscape, long, short), np.where(landscape, short, long)
+    image_ids, widths, heights = coco_images(rng, num_images)
     nb_mean, nb_shape = COCO_BOXES_PER_IMAGE / 0.99 - 1, 1.5  # 1% of images without a box
     counts = np.minimum(1 + rng.negative_binomial(nb_shape, nb_shape / (nb_shape + nb_mean),
                                                   num_images), 90)
