@@ -12,9 +12,10 @@ that way. ``tools/benchmark_datasets.py`` measures it.
 
 Decoding and augmentation are one step (``resnext_det/datasets/decode.py``): the paper's
 RandomResizedCrop box is drawn by torchvision's sampler on the JPEG header's size, libjpeg-turbo
-decodes at 1/2, 1/4 or 1/8 scale where the crop is downscaled that much anyway, and the crop is
-resized by torchvision.transforms.v2's antialiased kernel: the pixels of cv2 + v2 without the
-reduced decode, uint8 out (normalised on the device by the model's data preprocessor).
+decodes (through simplejpeg; at 1/2, 1/4 or 1/8 scale where the crop is downscaled that much
+anyway, only with ``reduced_decode=True``), and the crop is resized by torchvision.transforms.v2's
+antialiased kernel: the pixels of cv2 + v2, uint8 out (normalised on the device by the model's
+data preprocessor).
 """
 import contextlib
 import gc
@@ -262,9 +263,13 @@ class ImageNetFolder(Dataset):
             See :func:`read_annotation_list`.
 
         reduced_decode (bool): decode a JPEG at 1/2, 1/4 or 1/8 scale where its crop is
-            downscaled by that much anyway (libjpeg's scaled IDCT, ``decode.py``); False decodes
-            every image in full (the same boxes and flips; the pixels of cv2 + torchvision v2).
-            EXIF orientation is not applied, as in torchvision's ImageFolder.
+            downscaled by that much anyway (libjpeg's scaled IDCT, ``decode.py``). Off by
+            default: every image decoded in full gives the former pixels (cv2 + torchvision v2)
+            bit for bit, the same boxes and flips. On, the demo classifier trained on 256 px
+            crops (74% of its training decodes reduced) lost 2.7 top-1 points over 3 seeds
+            (95% CI [-4.6, -0.8], docs/benchmarks.md), for ~10% more images per core on
+            ImageNet-like data; not a default until that is understood. EXIF orientation is not
+            applied, as in torchvision's ImageFolder.
 
     ``samples`` is a :class:`SampleIndex`: ``samples[i]`` and :meth:`get_sample` give
     ``(path, label)``.
@@ -273,7 +278,7 @@ class ImageNetFolder(Dataset):
     def __init__(self, data_root: str, train: bool = True, crop_size: int = 224,
                  resize_size: int = 256, crop_scale: Sequence[float] = (0.08, 1.0),
                  classes: Optional[Union[str, Sequence[str]]] = None,
-                 ann_file: Optional[str] = None, reduced_decode: bool = True):
+                 ann_file: Optional[str] = None, reduced_decode: bool = False):
         self.data_root, self.ann_file = data_root, ann_file
         if ann_file is None:
             self.classes, self.samples = index_image_folder(

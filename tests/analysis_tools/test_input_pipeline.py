@@ -18,7 +18,9 @@ def test_ci_run_reports_every_pipeline(run_tool, tmp_path):
     assert names == {f'{split} ({k}) {what}' for split, k, what in [
         ('train', 'a', 'torchvision PIL'), ('train', 'b', former),
         ('train', 'c', 'RandomResizedCropDecoder'), ('test', 'a', 'torchvision PIL'),
-        ('test', 'b', former), ('test', 'c', 'ResizeCenterCropDecoder')]}
+        ('test', 'b', former), ('test', 'c', 'ResizeCenterCropDecoder'),
+        ('train', 'd', 'RandomResizedCropDecoder, full decode'),
+        ('test', 'd', 'ResizeCenterCropDecoder, full decode')]}
     assert {row['images'] for row in cls['rows']} == {'all', 'typical', 'large'}
     for row in cls['rows']:
         assert row['img_per_s'] > 0 and row['cores_for_8_gpus'] > 0

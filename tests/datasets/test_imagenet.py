@@ -182,7 +182,7 @@ def test_corrupt_image_names_the_file(tmp_path):
 
 @pytest.mark.parametrize('train', [True, False])
 def test_items_are_cv2_decode_plus_torchvision_v2_transforms(tmp_path, train):
-    """Without the reduced decode an item is, bit for bit and with the same seed, what the
+    """By default (no reduced decode) an item is, bit for bit and with the same seed, what the
     former pipeline gave: cv2 decode, then v2's RandomResizedCrop + flip (or Resize +
     CenterCrop); with it, close (the crops of the reduced decodes: tests/datasets/test_decode.py).
     """
@@ -198,9 +198,9 @@ def test_items_are_cv2_decode_plus_torchvision_v2_transforms(tmp_path, train):
                 root / name / f'{i}.JPEG', quality=90)
     expected = (v2.Compose([v2.RandomResizedCrop(32, antialias=True), v2.RandomHorizontalFlip()])
                 if train else v2.Compose([v2.Resize(40, antialias=True), v2.CenterCrop(32)]))
-    full = ImageNetFolder(str(root), train=train, crop_size=32, resize_size=40,
-                          reduced_decode=False)
-    reduced = ImageNetFolder(str(root), train=train, crop_size=32, resize_size=40)
+    full = ImageNetFolder(str(root), train=train, crop_size=32, resize_size=40)  # the default
+    reduced = ImageNetFolder(str(root), train=train, crop_size=32, resize_size=40,
+                             reduced_decode=True)
     for i in range(len(full)):
         bgr = cv2.imread(full.get_sample(i)[0], cv2.IMREAD_COLOR)
         image = torch.from_numpy(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)).permute(2, 0, 1)

@@ -3,8 +3,9 @@
 Part ``cls``: ImageNet-sized JPEGs cut from scikit-image's photographs, through (a) torchvision's
 standard PIL ImageFolder training pipeline (pil_loader + RandomResizedCrop(224) +
 RandomHorizontalFlip + ToTensor + Normalize, as torchvision's reference scripts), (b)
-``ImageNetFolder``'s former path (cv2.imread + v2 on uint8) and (c) its decoder now,
-``RandomResizedCropDecoder`` (resnext_det/datasets/decode.py); and the
+``ImageNetFolder``'s former path (cv2.imread + v2 on uint8), (c) its decoder now,
+``RandomResizedCropDecoder`` (resnext_det/datasets/decode.py), with the reduced-scale decode and
+(d) without it (``ImageNetFolder``'s default: the former pixels, bit for bit); and the
 test-time counterparts (Resize(256) + CenterCrop(224)). Times are the calling thread's CPU time
 (img/s per core on a machine shared with other work; wall times are kept in the JSON). Every
 round times each image through every pipeline back to back, in rotating order, each call
@@ -118,9 +119,13 @@ def cls_pipelines(crop: int = 224, resize: int = 256) -> Dict[str, Callable[[str
         'train (a) torchvision PIL': lambda p: tv_train(pil_loader(p)),
         'train (b) cv2 + v2 (ImageNetFolder until now)': lambda p: v2_train(cv2_rgb(p)),
         'train (c) RandomResizedCropDecoder': RandomResizedCropDecoder(crop),
+        'train (d) RandomResizedCropDecoder, full decode': RandomResizedCropDecoder(
+            crop, reduce=False),
         'test (a) torchvision PIL': lambda p: tv_test(pil_loader(p)),
         'test (b) cv2 + v2 (ImageNetFolder until now)': lambda p: v2_test(cv2_rgb(p)),
         'test (c) ResizeCenterCropDecoder': ResizeCenterCropDecoder(resize, crop),
+        'test (d) ResizeCenterCropDecoder, full decode': ResizeCenterCropDecoder(
+            resize, crop, reduce=False),
     }
 
 
@@ -321,7 +326,7 @@ def markdown(result: dict) -> str:
             lines.append(f"| {row['images']} ({row['n']}) | {row['pipeline']} | "
                          f"{fmt(row['img_per_s'])} | {fmt(row['vs_a'], 2)}x | "
                          f"{fmt(row['cores_for_8_gpus'], 1)} |")
-        reduced = ', '.join(f'{name.split(" (c) ")[-1]} {frac:.0%}'
+        reduced = ', '.join(f'{name.split(") ", 1)[-1]} {frac:.0%}'
                             for name, frac in cls['reduced_fraction'].items())
         lines += ['', f'Reduced-scale JPEG decodes: {reduced}', '',
                   '| pipeline | mean R | mean G | mean B | std R | std G | std B | '
