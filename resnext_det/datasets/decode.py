@@ -4,15 +4,17 @@
 ``RandomResizedCrop(antialias=True)`` + ``RandomHorizontalFlip`` give (``ImageNetFolder``'s
 training path), with the same box and flip for the same torch RNG state, but decodes no more
 than the crop needs: the header gives the size (a JPEG's frame header; other formats: PIL's
-lazy open), the box is drawn on it by torchvision's own sampler, and where the box would be
-downscaled by 2x or more anyway, libjpeg decodes the JPEG at 1/2, 1/4 or 1/8 scale with its
-scaled IDCT. JPEGs are decoded by simplejpeg (libjpeg-turbo's TurboJPEG API, straight to RGB):
-the same pixels as OpenCV's decoder, measured 27% faster on ImageNet-sized photos (0.70 against
-0.96 ms per 500x333 image, one core), where the decode is most of the pipeline's time; OpenCV
-decodes what simplejpeg cannot (PNG and other formats, CMYK JPEGs). libjpeg-turbo's other
-scales (3/8, 5/8, 3/4, 7/8) have no SIMD IDCT and decode slower than the full image, so they
-are not used. The crop is then resized by the same antialiased bilinear kernel as v2's
-(``v2.functional.resize_image``), so without a reduced decode the output is bit-exact.
+lazy open), the box is drawn on it with torchvision's own draws, and, with ``reduce=True``,
+where the box would be downscaled by 2x or more anyway, libjpeg decodes the JPEG at 1/2, 1/4
+or 1/8 scale with its scaled IDCT (``ImageNetFolder`` leaves that off by default: it cost the
+demo classifier top-1, docs/benchmarks.md). JPEGs are decoded by simplejpeg (libjpeg-turbo's
+TurboJPEG API, straight to RGB): the same pixels as OpenCV's decoder, measured 10-25% faster on
+ImageNet-sized photos (0.69-0.70 against 0.77-0.96 ms per 500x333 image, one core, two loads),
+where the decode is most of the pipeline's time; OpenCV decodes what simplejpeg refuses (PNG
+and other formats). libjpeg-turbo's other scales (3/8, 5/8, 3/4, 7/8) have no SIMD IDCT and
+decode slower than the full image, so they are not used. The crop is then resized by the same
+antialiased bilinear kernel as v2's (``v2.functional.resize_image``), so without a reduced
+decode the output is bit-exact.
 
 ``ResizeCenterCropDecoder`` is the test-time counterpart (short side to ``resize_size``, center
 crop ``crop_size``), reducing the decode where the short side stays >= ``resize_size``.

@@ -2,9 +2,11 @@
 load decides those)."""
 import json
 
+import pytest
 from analysis_tools.input_pipeline_benchmark import make_cls_images
 
 
+@pytest.mark.slow  # the CLI in a fresh interpreter (mmdet's import, the photos): ~20 s
 def test_ci_run_reports_every_pipeline(run_tool, tmp_path):
     out = tmp_path / 'report.json'
     proc = run_tool('benchmark_input.py', '--ci', '--num-cls', 4, '--num-det', 2,
