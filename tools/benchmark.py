@@ -22,13 +22,12 @@ stock/ours ratio when the load drifts. Any flag given explicitly wins over the p
 import quiet_third_party  # noqa: F401  (first: silences third-party import noise)
 
 import argparse
-import json
-import os
 import os.path as osp
 import sys
 import time
 
 import torch
+from analysis_tools import write_report
 from analysis_tools.detector_benchmark import ARCHS, markdown, run, summarize, to_json
 
 from resnext_det.utils.collect_env import cpu_name
@@ -131,13 +130,7 @@ def main(argv=None):
           f"{args.warmup} warm-up; depth {args.depth or 'as configured'}{isolated}; "
           f"wall time {wall_s:.0f} s\n\n{table}")
     out = args.out or osp.join('work_dirs', 'benchmark', f'{args.device}.json')
-    os.makedirs(osp.dirname(osp.abspath(out)), exist_ok=True)
-    with open(out, 'w') as f:
-        json.dump(to_json(results, summary, settings), f, indent=1)
-    if args.md:
-        with open(args.md, 'w') as f:
-            f.write(table + '\n')
-    print(f'\nwritten: {out}' + (f', {args.md}' if args.md else ''))
+    write_report(out, to_json(results, summary, settings), table, args.md)
 
 
 if __name__ == '__main__':

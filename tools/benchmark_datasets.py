@@ -16,12 +16,12 @@ tools/analysis_tools/dataset_scale_benchmark.py for what each number is.
 import quiet_third_party  # noqa: F401  (first: silences third-party import noise)
 
 import argparse
-import json
 import os
 import os.path as osp
 import sys
 import time
 
+from analysis_tools import write_report
 from analysis_tools.dataset_scale_benchmark import (
     COCO_TRAIN_IMAGES,
     IMAGENET_CLASSES,
@@ -92,12 +92,7 @@ def main(argv=None):
         print(f"{env['cpu']} ({env['cpu_count']} cores, {env['memory_gib']:.0f} GiB), python "
               f"{env['python']}; {report['config']['wall_s']} s wall\n\n{table}")
         report['markdown'] = table
-        with open(args.out, 'w') as f:
-            json.dump(report, f, indent=1)
-        if args.md:
-            with open(args.md, 'w') as f:
-                f.write(table + '\n')
-    print(f'\nwritten: {args.out}' + (f', {args.md}' if args.md else ''))
+        write_report(args.out, report, table, args.md)
 
 
 if __name__ == '__main__':

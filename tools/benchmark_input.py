@@ -16,14 +16,13 @@ scikit-image's photographs) are written under --work-dir.
 import quiet_third_party  # noqa: F401  (first: silences third-party import noise)
 
 import argparse
-import json
-import os
 import os.path as osp
 import sys
 import time
 
 import cv2
 import torch
+from analysis_tools import write_report
 from analysis_tools.input_pipeline_benchmark import markdown, run_cls, run_det, to_json
 
 from resnext_det.utils.collect_env import cpu_name
@@ -85,13 +84,7 @@ def main(argv=None):
     table = markdown(result)
     print(f"{settings['device_name']}; CPU time, median per image of {args.rounds} rounds; "
           f'wall {wall:.0f} s\n\n{table}')
-    os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
-    with open(args.out, 'w') as f:
-        json.dump(to_json(result, settings), f, indent=1)
-    if args.md:
-        with open(args.md, 'w') as f:
-            f.write(table + '\n')
-    print(f'\nwritten: {args.out}' + (f', {args.md}' if args.md else ''))
+    write_report(args.out, to_json(result, settings), table, args.md)
 
 
 if __name__ == '__main__':

@@ -7,3 +7,18 @@ pycocotools and faster-coco-eval on a synthetic val2017-sized set (``tools/bench
 (``tools/benchmark_input.py``), and ``dataset_scale_benchmark`` the construction time and
 memory of ImageNet- and COCO-sized datasets (``tools/benchmark_datasets.py``).
 """
+import json
+import os
+import os.path as osp
+
+
+def write_report(out: str, report: dict, table: str, md: str = None) -> None:
+    """What every benchmark CLI writes: ``report`` as JSON to ``out`` (its folder made), the
+    markdown ``table`` to ``md`` if given, and a line naming both."""
+    os.makedirs(osp.dirname(osp.abspath(out)), exist_ok=True)
+    with open(out, 'w') as f:
+        json.dump(report, f, indent=1)
+    if md:
+        with open(md, 'w') as f:
+            f.write(table + '\n')
+    print(f'\nwritten: {out}' + (f', {md}' if md else ''))
