@@ -1,3 +1,4 @@
+from .bbox_head import Shared2FCBBoxHead
 from .builders import (
     resnet50,
     resnet101,
@@ -15,6 +16,7 @@ from .rpn_head import RPNHead
 
 __all__ = [
     'Bottleneck', 'ResNeXt', 'ImageClassifier', 'SingleRoIExtractor', 'RPNHead',
-    'bottleneck_width', 'resnet50', 'resnet101', 'resnet152', 'resnext50_32x4d',
-    'resnext101_32x4d', 'resnext101_32x8d', 'resnext101_64x4d', 'resnext152_32x4d'
+    'Shared2FCBBoxHead', 'bottleneck_width', 'resnet50', 'resnet101', 'resnet152',
+    'resnext50_32x4d', 'resnext101_32x4d', 'resnext101_32x8d', 'resnext101_64x4d',
+    'resnext152_32x4d'
 ]

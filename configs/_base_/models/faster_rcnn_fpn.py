@@ -11,8 +11,10 @@ model = dict(
         # ImageNet-pretrained weights: our trainer's export (tools/export_backbone.py) or a
         # converted checkpoint (tools/convert_weights.py). Nothing is downloaded.
         init_cfg=dict(type='Pretrained', checkpoint='checkpoints/resnet50.pth')),
-    # proposals decoded and RoIAlign run in fp32 on NCHW memory: right under bf16 autocast
-    # and with channels_last features (resnext_det/models/rpn_head.py, roi_extractor.py)
+    # proposals decoded, RoIAlign run and detections post-processed in fp32 on NCHW memory:
+    # right under bf16/fp16 autocast and with channels_last features
+    # (resnext_det/models/rpn_head.py, roi_extractor.py, bbox_head.py)
     rpn_head=dict(type='resnext_det.RPNHead'),
     roi_head=dict(
-        bbox_roi_extractor=dict(type='resnext_det.SingleRoIExtractor')))
+        bbox_roi_extractor=dict(type='resnext_det.SingleRoIExtractor'),
+        bbox_head=dict(type='resnext_det.Shared2FCBBoxHead')))

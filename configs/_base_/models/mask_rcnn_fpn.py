@@ -12,4 +12,5 @@ model = dict(
     rpn_head=dict(type='resnext_det.RPNHead'),
     roi_head=dict(
         bbox_roi_extractor=dict(type='resnext_det.SingleRoIExtractor'),
+        bbox_head=dict(type='resnext_det.Shared2FCBBoxHead'),
         mask_roi_extractor=dict(type='resnext_det.SingleRoIExtractor')))
