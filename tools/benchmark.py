@@ -4,6 +4,7 @@
                               [--parts backbone detector] [--modes train infer] [--isolate]
                               [--batch 2] [--size 800 1216] [--iters 10] [--warmup 3] [--compile]
                               [--out work_dirs/benchmark/DEVICE.json] [--md FILE.md]
+                              [--profile [--profile-steps 3] [--profile-trace DIR]]
     python tools/benchmark.py --ci        # CI size: depth 50, batch 1, 224x320, 3 steps
     python tools/benchmark.py --cpu-full  # real size on CPU: time and peak RSS of a train step
 
@@ -18,6 +19,12 @@ only, each variant in its own process (--isolate) for a clean peak RSS, 1 warm-u
 steps: a step at this size takes minutes on 2 cores (75-160 s, about 23 min for the whole
 preset on a shared machine), the first step is the slowest, and the interleaving keeps the
 stock/ours ratio when the load drifts. Any flag given explicitly wins over the preset's.
+
+--profile: after each detector case's timed steps, a few more steps of every variant under
+torch.profiler (analysis_tools/step_profile.py), the timings untouched: a table per
+architecture and case of the ms per step in each stage (data preprocessor, backbone, neck, RPN
+head, RoI head, backward, optimizer step, the rest), on a GPU also how much of the step the GPU
+was busy; the JSON gets them, and each case's top ops, under 'profile'.
 """
 import quiet_third_party  # noqa: F401  (first: silences third-party import noise)
 
@@ -29,6 +36,7 @@ import time
 import torch
 from analysis_tools import write_report
 from analysis_tools.detector_benchmark import ARCHS, markdown, run, summarize, to_json
+from analysis_tools.step_profile import StepProfiler, markdown as profile_markdown
 
 from resnext_det.utils.collect_env import cpu_name
 
@@ -88,9 +96,26 @@ def parse_args(argv=None):
                         help='real size on CPU: Faster and Mask R-CNN X-101-32x4d, stock and '
                         'ours, batch 2 of 800x1333, train step time and peak RSS, --isolate, '
                         '1 warm-up + 2 steps')
+    parser.add_argument('--profile', action='store_true',
+                        help='after the timed steps, profile a few more of each detector case '
+                        '(torch.profiler, ranges per stage): ms per stage, GPU busy share, top '
+                        'ops; in this process only, so not with --isolate (--cpu-full: '
+                        'turns its --isolate off)')
+    parser.add_argument('--profile-steps', type=int, default=3, metavar='N',
+                        help='profiled steps per case, after 1 with the ranges in (3)')
+    parser.add_argument('--profile-trace', metavar='DIR',
+                        help='with --profile: also a Chrome trace per case in DIR')
     parser.add_argument('--out', help='JSON file (default work_dirs/benchmark/<device>.json)')
     parser.add_argument('--md', help='also write the markdown table here')
     args = parser.parse_args(argv)
+    if args.profile and args.isolate:
+        parser.error('--profile profiles the models in this process and cannot reach the worker '
+                     'processes of --isolate: drop --isolate (it measures the peak RSS), or run '
+                     'the two separately')
+    if args.profile_trace and not args.profile:
+        parser.error('--profile-trace needs --profile')
+    if args.profile:
+        args.isolate = False  # explicit flags win over the preset: --cpu-full's isolate off
     # explicit flags win over the preset, the preset over the defaults
     chosen = PRESETS['ci'] if args.ci else PRESETS['cpu_full'] if args.cpu_full else {}
     for key, value in {**PRESETS['default'], **chosen}.items():
@@ -101,8 +126,8 @@ def parse_args(argv=None):
     args.isolate = bool(args.isolate)
     if args.device == 'cuda' and not torch.cuda.is_available():
         parser.error('--device cuda: no CUDA device is visible to torch')
-    if min(args.batch, args.iters, *args.size) < 1 or args.warmup < 0:
-        parser.error('--batch, --size and --iters must be >= 1, --warmup >= 0')
+    if min(args.batch, args.iters, args.profile_steps, *args.size) < 1 or args.warmup < 0:
+        parser.error('--batch, --size, --iters and --profile-steps must be >= 1, --warmup >= 0')
     return args
 
 
@@ -112,11 +137,15 @@ def main(argv=None):
         torch.set_num_threads(args.threads)
     height, width = args.size
     configs = {arch: config_paths(arch) for arch in args.archs}
+    def log(msg):
+        print(msg, file=sys.stderr, flush=True)
+
+    profiler = (StepProfiler(args.device, args.profile_steps, trace_dir=args.profile_trace,
+                             log=log) if args.profile else None)
     start = time.perf_counter()
     results = run(configs, args.parts, args.device, args.batch, height, width, args.depth,
-                  args.warmup, args.iters, args.variants, args.compile,
-                  log=lambda msg: print(msg, file=sys.stderr, flush=True),
-                  isolate=args.isolate, modes=args.modes)
+                  args.warmup, args.iters, args.variants, args.compile, log=log,
+                  isolate=args.isolate, modes=args.modes, profiler=profiler)
     wall_s = time.perf_counter() - start
     summary = summarize(results, args.batch)
     device = (torch.cuda.get_device_name() if args.device == 'cuda'
@@ -129,8 +158,14 @@ def main(argv=None):
     print(f"{device}; batch {args.batch}, {height}x{width}, median of {args.iters} steps after "
           f"{args.warmup} warm-up; depth {args.depth or 'as configured'}{isolated}; "
           f"wall time {wall_s:.0f} s\n\n{table}")
+    report = to_json(results, summary, settings)
+    if profiler is not None:
+        profile = profile_markdown(profiler.reports) or 'Profile: no detector case was run.'
+        print(f'\n{profile}')
+        table += f'\n\n{profile}'
+        report['profile'] = profiler.reports
     out = args.out or osp.join('work_dirs', 'benchmark', f'{args.device}.json')
-    write_report(out, to_json(results, summary, settings), table, args.md)
+    write_report(out, report, table, args.md)
 
 
 if __name__ == '__main__':

@@ -14,6 +14,9 @@ By default every variant runs in this process (timing, and GPU memory from torch
 ``isolate=True`` runs each variant of each part in a fresh process of its own, still interleaved
 step by step from this one, so that the process's peak resident set (model build plus its train
 steps) belongs to that variant alone: the CPU memory measure.
+
+With a ``profiler`` (``step_profile.StepProfiler``, in-process runs only) each detector case is
+also profiled, in extra steps after its timed ones: where the step's time goes, per stage.
 """
 import copy
 import multiprocessing
@@ -205,12 +208,15 @@ def resident_mb(model: torch.nn.Module) -> float:
 
 @dataclass
 class Case:
-    """One variant's step for one case, and how to put its model in the right mode first."""
+    """One variant's step for one case, and how to put its model in the right mode first. A
+    detector case also holds its model and (train) optim wrapper, which a profile hooks."""
     result: Result
     step: Callable[[], None]
     prepare: Callable[[], None]
     resident_mb: float
     cudnn_benchmark: bool
+    model: Optional[torch.nn.Module] = None
+    optim_wrapper: Optional[object] = None
 
     def measure(self, timer: 'Timer') -> Tuple[float, Optional[float]]:
         return timer.run_step(self)
@@ -240,8 +246,8 @@ def backbone_cases(cfg: Config, variant: Variant, images: torch.Tensor, device: 
         with torch.no_grad(), autocast(device, inference_amp(cfg)):
             backbone(images)
 
-    return dict(backbone_train=(train_step, backbone.train, resident_mb(backbone)),
-                backbone_infer=(infer_step, backbone.eval, resident_mb(backbone)))
+    return dict(backbone_train=(train_step, backbone.train, resident_mb(backbone), {}),
+                backbone_infer=(infer_step, backbone.eval, resident_mb(backbone), {}))
 
 
 def detector_cases(cfg: Config, variant: Variant, batch: dict, device: str) -> dict:
@@ -260,8 +266,9 @@ def detector_cases(cfg: Config, variant: Variant, batch: dict, device: str) -> d
         with torch.no_grad(), autocast(device, inference_amp(cfg)):
             model.test_step(copy.copy(batch))
 
-    return dict(detector_train=(train_step, model.train, resident_mb(model)),
-                detector_infer=(infer_step, model.eval, resident_mb(model)))
+    return dict(detector_train=(train_step, model.train, resident_mb(model),
+                                dict(model=model, optim_wrapper=optim_wrapper)),
+                detector_infer=(infer_step, model.eval, resident_mb(model), dict(model=model)))
 
 
 class Timer:
@@ -334,7 +341,9 @@ def setup(threads: Optional[int] = None) -> None:
 
 def build_cases(cfg: Config, variant: Variant, part: str, batch: dict, images: torch.Tensor,
                 device: str, modes: Sequence[str]) -> Dict[str, tuple]:
-    """``{case: (step, prepare, resident_mb)}`` of one part, only the cases of ``modes``."""
+    """``{case: (step, prepare, resident_mb, profiled)}`` of one part, only the cases of
+    ``modes``; ``profiled``: the ``Case`` fields a profile needs (the detector's model and
+    optim wrapper), empty for the backbone."""
     make = backbone_cases if part == 'backbone' else detector_cases
     built = make(cfg, variant, images if part == 'backbone' else batch, device)
     return {name: value for name, value in built.items() if name.rsplit('_', 1)[1] in modes}
@@ -361,7 +370,7 @@ def _worker_main(conn, spec: dict) -> None:
                                    device)
         start_rss = process_rss_mb(peak=False)
         cases = {name: Case(None, step, prepare, resident, spec['cudnn'])
-                 for name, (step, prepare, resident) in build_cases(
+                 for name, (step, prepare, resident, _) in build_cases(
                      cfg, variant, part, batch, images, device, spec['modes']).items()}
         conn.send(('ok', dict(start_rss_mb=start_rss,
                               resident_mb={n: c.resident_mb for n, c in cases.items()})))
@@ -443,14 +452,19 @@ class RemoteCase:
 def run(configs: Mapping[str, Tuple[str, str, Optional[str]]], parts=('backbone', 'detector'),
         device='cpu', batch_size=2, height=800, width=1216, depth=None, warmup=3, iters=10,
         only=None, compile_backbone=False, log=print, isolate=False,
-        modes=('train', 'infer')) -> List[Result]:
+        modes=('train', 'infer'), profiler=None) -> List[Result]:
     """Time every variant of every architecture; returns one Result per (arch, variant).
 
     ``configs`` maps each architecture's name (an ``ARCHS`` key) to its (stock, ours, fast)
     configs, as ``variants`` takes them. ``modes``: 'train', 'infer' or both. ``isolate``: every
     (arch, variant, part) in a fresh process, the variants of one (arch, part) alive together
     and stepped interleaved; each train case also gets its process's peak resident set.
+    ``profiler``: called as ``profiler(case name, cases)`` after each case's timed steps
+    (``step_profile.StepProfiler``); in-process only, the models it hooks must live here.
     """
+    if isolate and profiler is not None:
+        raise ValueError('profiling runs in this process only: isolate=True runs the models in '
+                         'worker processes')
     setup()
     timer = Timer(device, warmup, iters, log)
     planned = []  # (arch, Result, Variant, config)
@@ -482,6 +496,8 @@ def run(configs: Mapping[str, Tuple[str, str, Optional[str]]], parts=('backbone'
                         device=device, batch_size=batch_size, height=height, width=width,
                         depth=depth, modes=tuple(modes), threads=torch.get_num_threads()), log)
         return results
+    # the profile's steps come after a case's timed ones: the timings are untouched
+    profile = profiler or (lambda name, cases: None)
     batches, cases = {}, {}
     for _, result, variant, cfg in planned:
         log(f'[benchmark] building {result.arch} {result.variant} ({result.precision})')
@@ -491,12 +507,14 @@ def run(configs: Mapping[str, Tuple[str, str, Optional[str]]], parts=('backbone'
             if key not in batches:
                 batches[key] = inputs_for(part, cfg, batch_size, height, width, device)
             built = build_cases(cfg, variant, part, *batches[key], device, modes)
-            for name, (step, prepare, resident) in built.items():
-                cases.setdefault(name, []).append(Case(result, step, prepare, resident, cudnn))
+            for name, (step, prepare, resident, profiled) in built.items():
+                cases.setdefault(name, []).append(
+                    Case(result, step, prepare, resident, cudnn, **profiled))
     for name, _ in CASES:
         if name in cases:
             log(f'[benchmark] timing {name}: {len(cases[name])} variants interleaved')
             timer(name, cases[name])
+            profile(name, cases[name])
     return results
 
 
