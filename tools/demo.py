@@ -8,7 +8,10 @@ evaluate with COCO metrics, draw predictions, print the table.
 --compare  also runs the slim ResNet-50 of the same depth and prints both side by side;
 --scratch  also trains the detector from scratch, to show what pretraining brings;
 --fast     also trains the ResNeXt detector on the fast path (same export), to show that it
-           learns as well as the plain path;
+           learns as well as the plain path; with --seeds, instead of the comparison: per seed
+           one X-50 8x4d pretraining and export, its detector on the plain and on the fast
+           path, and the paired difference fast - plain (WORK_DIR/fast_seeds.json) with a
+           verdict: is 0 inside the 95% CI of the AP@0.5 difference;
 --mask     also trains Mask R-CNN from the same export (with --compare, for both backbones),
            evaluates box and mask AP, and draws the predicted masks (tools/infer.py uses it);
 --seeds    the comparison (slim X-50 8x4d against slim R-50), whole, once per seed: pretraining,
@@ -30,6 +33,7 @@ import os.path as osp
 import subprocess
 import sys
 import time
+from typing import List, NamedTuple, Optional
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 # name: (classification config, detection config from the export, detection from scratch)
@@ -42,6 +46,9 @@ ARCHS = {
                       'configs/demo/faster_rcnn_x50_8x4d_slim_demo.py'),
 }
 FAST = {'x50_8x4d_slim': 'configs/demo/faster_rcnn_x50_8x4d_slim_pretrained_fast_demo.py'}
+# the fast path on a GPU includes bf16 autocast (configs/*_fast.py); mmengine's AmpOptimWrapper
+# needs CUDA, so the demo's fast config leaves it out and a run on a GPU adds it
+FAST_GPU_OPTIONS = ['optim_wrapper.type=AmpOptimWrapper', 'optim_wrapper.dtype=bfloat16']
 MASK = {'r50_slim': 'configs/demo/mask_rcnn_r50_slim_pretrained_demo.py',
         'x50_8x4d_slim': 'configs/demo/mask_rcnn_x50_8x4d_slim_pretrained_demo.py'}
 LABELS = {'r50_slim': 'R-50 slim', 'x50_8x4d_slim': 'X-50 8x4d slim'}
@@ -78,25 +85,47 @@ def seed_work_dirs(name, root):
     return osp.join(root, f'{name}_cls'), osp.join(root, name)
 
 
-def pretrain_and_detect(name, cls_config, det_config, root, options=()):
-    """Pretrain, export, train the detector from the export, evaluate: (cls dir, det dir)."""
-    cls_dir, det_dir = seed_work_dirs(name, root)
+class Variant(NamedTuple):
+    """One model of a multi-seed run."""
+    name: str
+    label: str
+    cls_config: str
+    det_config: str
+    options: List[str]  # backbone --cfg-options, for pretraining and detection
+    # the variant whose pretraining and export it detects from (None: its own); --seeds --fast
+    # trains both paths from one export, so that only the detector's path differs
+    pretrained: Optional[str] = None
+
+
+def variant_work_dirs(variant, root):
+    """Where a variant's runs of one seed go: (its classifier's dir, its detection dir)."""
+    return (seed_work_dirs(variant.pretrained or variant.name, root)[0],
+            seed_work_dirs(variant.name, root)[1])
+
+
+def pretrain_and_export(name, cls_config, root, options=()):
+    """Pretrain the classifier, export its backbone: the exported file."""
+    cls_dir = seed_work_dirs(name, root)[0]
     with_options = ['--cfg-options', *options] if options else []
     run(f'pretrain {name}', ['tools/train.py', cls_config, '--work-dir', cls_dir, *with_options])
     backbone = osp.join(root, 'backbones', f'{name}.pth')
     # --force: a rerun pretrains again and replaces its own previous export
     run(f'export {name}', ['tools/export_backbone.py', best_classifier(cls_dir), backbone,
                            '--force'])
-    det_dir = detect(name, det_config, det_dir,
-                     ['--cfg-options', f'model.backbone.init_cfg.checkpoint={backbone}',
-                      *options])
-    return cls_dir, det_dir
+    return backbone
 
 
-def experiment_variants(ablate):
-    """(name, label, classification config, detection config, backbone --cfg-options)."""
+def experiment_variants(ablate, fast=False):
+    """The models of --seeds (X-50 vs R-50), --seeds --fast (fast vs plain path of X-50) or
+    --ablate (the cardinality templates), the baseline first."""
+    if fast:
+        name = 'x50_8x4d_slim'
+        cls_config, det_config, _ = ARCHS[name]
+        return [Variant(name, 'plain path', cls_config, det_config, []),
+                Variant(f'{name}_fast', 'fast path', cls_config, FAST[name], [],
+                        pretrained=name)]
     if not ablate:
-        return [(name, LABELS[name], ARCHS[name][0], ARCHS[name][1], [])
+        return [Variant(name, LABELS[name], ARCHS[name][0], ARCHS[name][1], [])
                 for name in ('r50_slim', 'x50_8x4d_slim')]
     from resnext_det.analysis.cardinality import DEMO_BASE_CHANNELS, backbone_kwargs
     cls_config, det_config, _ = ARCHS['x50_8x4d_slim']
@@ -106,34 +135,42 @@ def experiment_variants(ablate):
         width = kwargs['base_width'] if c > 1 else DEMO_BASE_CHANNELS
         options = [f'model.backbone.groups={c}',
                    f"model.backbone.base_width={kwargs['base_width']}"]
-        out.append((f'x50_{c}x{width}d_slim', f'{c}x{width}d' + (' (ResNet)' if c == 1 else ''),
-                    cls_config, det_config, options))
+        out.append(Variant(f'x50_{c}x{width}d_slim',
+                           f'{c}x{width}d' + (' (ResNet)' if c == 1 else ''),
+                           cls_config, det_config, options))
     return out
 
 
 def complexity(variant):
     """Backbone parameters and FLOPs of a variant at the demo's two input sizes."""
     from resnext_det.analysis.cardinality import config_backbone_complexity
-    _, _, cls_config, _, options = variant
-    cfg_options = {o.split('=')[0]: int(o.split('=')[1]) for o in options}
-    stats = {size: config_backbone_complexity(osp.join(ROOT, cls_config), size, cfg_options)
+    cfg_options = {o.split('=')[0]: int(o.split('=')[1]) for o in variant.options}
+    stats = {size: config_backbone_complexity(osp.join(ROOT, variant.cls_config), size,
+                                              cfg_options)
              for size in (CLS_SIZE, DET_SIZE)}
     return dict(params=stats[CLS_SIZE]['params'],
                 **{f'mflops_{size}': stats[size]['flops'] / 1e6 for size in stats})
 
 
 def run_seeds(args, seeds):
-    """The comparison (or the ablation) once per seed, then the statistics over seeds."""
-    variants = experiment_variants(args.ablate)
-    dirs = {v[1]: {} for v in variants}
+    """The comparison (the fast path, the ablation) once per seed, then the statistics."""
+    variants = experiment_variants(args.ablate, args.fast)
+    dirs = {v.label: {} for v in variants}
     for seed in seeds:
         root = osp.join(args.work_dir, f'seed{seed}')
-        for name, label, cls_config, det_config, options in variants:
+        exports = {}  # name -> exported backbone: each classifier is pretrained once per seed
+        for v in variants:
+            dirs[v.label][seed] = variant_work_dirs(v, root)
             if args.report_only:
-                dirs[label][seed] = seed_work_dirs(name, root)
-            else:
-                dirs[label][seed] = pretrain_and_detect(
-                    name, cls_config, det_config, root, [*options, f'randomness.seed={seed}'])
+                continue
+            options = [*v.options, f'randomness.seed={seed}']
+            source = v.pretrained or v.name
+            if source not in exports:
+                exports[source] = pretrain_and_export(source, v.cls_config, root, options)
+            fast = fast_path_options() if v.det_config in FAST.values() else []
+            detect(v.name, v.det_config, dirs[v.label][seed][1],
+                   ['--cfg-options', f'model.backbone.init_cfg.checkpoint={exports[source]}',
+                    *options, *fast])
     if DRY_RUN:
         return
     unfinished = [det_dir for per_seed in dirs.values() for _, det_dir in per_seed.values()
@@ -143,23 +180,28 @@ def run_seeds(args, seeds):
         exit_with_error(f'no evaluated run in {", ".join(unfinished)} (tools/test.py writes '
                         'test_results.json there): run those seeds without --report-only, or '
                         'list only the finished ones in --seeds')
-    det_dirs = [dirs[v[1]][s][1] for s in seeds for v in variants]
+    det_dirs = [dirs[v.label][s][1] for s in seeds for v in variants]
     run('curves', ['tools/compare_results.py', *det_dirs, '--plot',
-                   osp.join(args.work_dir, 'curves_seeds.png')])
-    report = seeds_report(variants, seeds, dirs)
-    path = osp.join(args.work_dir, 'ablation_seeds.json' if args.ablate else 'compare_seeds.json')
+                   osp.join(args.work_dir, 'curves_fast_seeds.png' if args.fast
+                            else 'curves_seeds.png')])
+    report = seeds_report(variants, seeds, dirs, fast=args.fast)
+    path = osp.join(args.work_dir, 'fast_seeds.json' if args.fast else
+                    'ablation_seeds.json' if args.ablate else 'compare_seeds.json')
     from resnext_det.utils.atomic import atomic_write
     atomic_write(path, json.dumps(report, indent=2))
-    print(f'\n{report["table"]}\n\nbackbones (no fc): ' + '; '.join(
-        f"{label}: {c['params']:,} params, {c['mflops_64']:.1f} MFLOPs at 64x64, "
-        f"{c['mflops_192']:.1f} at 192x192" for label, c in report['complexity'].items()))
+    print(f'\n{report["table"]}\n')
+    if 'complexity' in report:
+        print('backbones (no fc): ' + '; '.join(
+            f"{label}: {c['params']:,} params, {c['mflops_64']:.1f} MFLOPs at 64x64, "
+            f"{c['mflops_192']:.1f} at 192x192" for label, c in report['complexity'].items()))
     for line in report['notes']:
         print(line)
     print(f'written to {path}')
 
 
-def seeds_report(variants, seeds, dirs):
-    """Per-seed metrics, summary statistics, complexity and power of a multi-seed run."""
+def seeds_report(variants, seeds, dirs, fast=False):
+    """Per-seed metrics, summary statistics, complexity and power of a multi-seed run; with
+    `fast` (fast vs plain path of one backbone) the verdict on AP@0.5 instead of the last two."""
     from resnext_det.analysis.results import best_logged
     from resnext_det.analysis.statistics import (
         format_markdown,
@@ -171,27 +213,61 @@ def seeds_report(variants, seeds, dirs):
                                top1=best_logged(cls_dir, 'accuracy/top1'))
                     for seed, (cls_dir, det_dir) in per_seed.items()}
             for label, per_seed in dirs.items()}
-    baseline = variants[0][1]
-    summary = summarize(runs, baseline=baseline, metrics=['top1', 'AP', 'AP50', 'AP75'])
-    notes = []
-    for label in summary.models[1:]:
-        d = summary.diffs['AP50'][label]
-        if d.ci is not None and d.sd > 0:
-            notes.append(f'{label} - {baseline}: AP@0.5 {d.mean:+.1f} (sd of the paired '
-                         f'difference {d.sd:.2f}); seeds needed to detect +2.0 AP@0.5 '
-                         f'(the paper\'s gain) with 80% power at this spread: '
-                         f'{seeds_needed(2.0, d.sd)}')
-    return dict(
+    baseline = variants[0].label
+    # --fast: one classifier per seed behind both paths, so top-1 is the same number on both
+    # (kept per seed in `runs`, nothing to compare)
+    metrics = ['AP', 'AP50', 'AP75'] if fast else ['top1', 'AP', 'AP50', 'AP75']
+    summary = summarize(runs, baseline=baseline, metrics=metrics)
+    report = dict(
         seeds=list(seeds), baseline=baseline, runs=runs,
         stats={k: {m: {key: v[key] for key in ('n', 'mean', 'sd')}
                    for m, v in per_model.items()} for k, per_model in summary.stats.items()},
         differences={k: {m: dict(mean=d.mean, sd=d.sd, ci=d.ci, p_value=d.p_value,
                                  reason=d.reason)
-                         for m, d in per_model.items()} for k, per_model in summary.diffs.items()},
-        complexity={v[1]: complexity(v) for v in variants},
-        table=format_markdown(summary), notes=notes,
-        work_dirs={label: {str(s): list(d) for s, d in per_seed.items()}
-                   for label, per_seed in dirs.items()})
+                         for m, d in per_model.items()} for k, per_model in summary.diffs.items()})
+    if fast:
+        # the same backbone on both paths: no complexity to compare, and the question is not
+        # the paper's +2.0 AP@0.5 but whether the paths agree
+        d = summary.diffs['AP50'][variants[1].label]
+        report['equal_within_ci'] = None if d.ci is None else d.ci[0] <= 0 <= d.ci[1]
+        notes = [fast_verdict(d)]
+    else:
+        report['complexity'] = {v.label: complexity(v) for v in variants}
+        notes = []
+        for label in summary.models[1:]:
+            d = summary.diffs['AP50'][label]
+            if d.ci is not None and d.sd > 0:
+                notes.append(f'{label} - {baseline}: AP@0.5 {d.mean:+.1f} (sd of the paired '
+                             f'difference {d.sd:.2f}); seeds needed to detect +2.0 AP@0.5 '
+                             f'(the paper\'s gain) with 80% power at this spread: '
+                             f'{seeds_needed(2.0, d.sd)}')
+    report.update(table=format_markdown(summary), notes=notes,
+                  work_dirs={label: {str(s): list(d) for s, d in per_seed.items()}
+                             for label, per_seed in dirs.items()})
+    return report
+
+
+def fast_verdict(d):
+    """One line on the paired AP@0.5 difference fast - plain path: is 0 inside its CI?"""
+    pct = f'{100 * d.confidence:g}%'
+    if d.ci is None:
+        return f'verdict: AP@0.5 fast - plain path {d.mean:+.1f}, no verdict: {d.reason}'
+    found = (f'verdict: AP@0.5 fast - plain path {d.mean:+.1f}, {pct} CI [{d.ci[0]:+.1f}, '
+             f'{d.ci[1]:+.1f}] over {d.n} paired seeds')
+    if d.ci[0] <= 0 <= d.ci[1]:
+        # not a proof that the paths are the same: with few seeds the interval is wide
+        line = (f'{found}: 0 is inside, so AP@0.5 is equal on the two paths within the paired '
+                f'{pct} CI; {d.n} seeds rule out only differences beyond the interval')
+    else:
+        line = (f'{found}: 0 is outside (p = {d.p_value:.3g}), so AP@0.5 differs between the '
+                f'two paths beyond the paired {pct} CI')
+    return line + (f'; {d.reason}' if d.reason else '')
+
+
+def fast_path_options():
+    """--cfg-options that complete the demo's fast config on this machine."""
+    import torch
+    return FAST_GPU_OPTIONS if torch.cuda.is_available() else []
 
 
 def detect(name, config, work_dir, extra=()):
@@ -220,7 +296,8 @@ def main(argv=None):
     parser.add_argument('--scratch', action='store_true',
                         help='also train the detector from scratch (no pretraining)')
     parser.add_argument('--fast', action='store_true',
-                        help='also train the ResNeXt detector on the fast path')
+                        help='also train the ResNeXt detector on the fast path (with --seeds: '
+                             'fast vs plain path per seed, fast_seeds.json)')
     parser.add_argument('--mask', action='store_true',
                         help='also train Mask R-CNN from the same export (box and mask AP)')
     parser.add_argument('--seeds', type=parse_seeds, metavar='S,S,...',
@@ -234,6 +311,14 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.report_only and not (args.seeds or args.ablate):
         parser.error('--report-only summarises the runs of --seeds or --ablate: give one')
+    if args.fast and args.ablate:
+        parser.error('--fast with --ablate: the ablation compares templates on the plain path; '
+                     'run --ablate, and --seeds S,.. --fast for the fast path, separately')
+    if args.fast and args.seeds and args.compare:
+        # two baselines in one run: R-50 for X-50, X-50's plain path for its fast path
+        parser.error('--seeds --fast compares the fast with the plain path of X-50 '
+                     '(fast_seeds.json), --seeds alone X-50 with R-50 (compare_seeds.json): '
+                     'drop --compare, run the two separately')
     global DRY_RUN
     DRY_RUN = args.dry_run
     start = time.time()
@@ -257,7 +342,8 @@ def main(argv=None):
         work_dirs.append(detect(name, det_config, osp.join(args.work_dir, name), from_export))
         if args.fast and name in FAST:
             work_dirs.append(detect(f'{name} fast path', FAST[name],
-                                    osp.join(args.work_dir, f'{name}_fast'), from_export))
+                                    osp.join(args.work_dir, f'{name}_fast'),
+                                    from_export + fast_path_options()))
         if args.scratch:
             work_dirs.append(detect(f'{name} from scratch', scratch_config,
                                     osp.join(args.work_dir, f'{name}_scratch')))
