@@ -11,7 +11,7 @@ from mmdet.structures.mask import BitmapMasks
 from mmdet.utils import register_all_modules
 from mmengine.config import Config
 from mmengine.structures import InstanceData
-from model_testing import randomize_bn  # tests/, on sys.path under pytest
+from model_testing import randomize_bn, slim_detector_cfg  # tests/, on sys.path under pytest
 
 CONFIGS = Path(__file__).resolve().parents[2] / 'configs'
 FAST = {'faster_rcnn_x101_32x4d_fpn_fast.py': 'faster_rcnn_x101_32x4d_fpn.py',
@@ -61,22 +61,12 @@ def samples(size=64):
 def build(name, **backbone):
     """The config's detector, small; ``backbone`` overrides the slim backbone's settings (the
     CUDA tests keep each config's own ``groups``)."""
-    cfg = Config.fromfile(CONFIGS / name)
     # slim widths and few sampled RoIs keep the test quick: bf16 convolutions and matmuls are
     # emulated on CPUs without bf16 units. The fast-path switches are the config's own.
-    model = cfg.model
-    model.backbone.update(depth=50, groups=4, base_channels=16, init_cfg=None)
-    model.backbone.update(backbone)
-    model.neck.update(in_channels=[64, 128, 256, 512], out_channels=32)
-    model.rpn_head.update(in_channels=32, feat_channels=32)
-    model.roi_head.bbox_roi_extractor.out_channels = 32
-    model.roi_head.bbox_head.update(in_channels=32, fc_out_channels=64)
-    if 'mask_head' in model.roi_head:
-        model.roi_head.mask_roi_extractor.out_channels = 32
-        model.roi_head.mask_head.update(in_channels=32, conv_out_channels=32)
+    model = slim_detector_cfg(CONFIGS / name, **backbone)
     model.train_cfg.rpn_proposal.update(nms_pre=200, max_per_img=100)
     model.train_cfg.rcnn.sampler.num = 64
-    model = MODELS.build(cfg.model)
+    model = MODELS.build(model)
     model.init_weights()
     return model
 

@@ -10,8 +10,9 @@ from mmdet.models.roi_heads.bbox_heads import Shared2FCBBoxHead as MMDetShared2F
 from mmdet.registry import MODELS
 from mmdet.structures import DetDataSample
 from mmdet.utils import register_all_modules
-from mmengine.config import Config, ConfigDict
+from mmengine.config import ConfigDict
 from mmengine.structures import InstanceData
+from model_testing import slim_detector_cfg  # tests/, on sys.path under pytest
 
 from resnext_det.models import Shared2FCBBoxHead
 
@@ -106,17 +107,9 @@ def registered():
 
 
 def slim_detector(name):
-    """The config's detector at the slim widths of tests/configs/test_fast_configs.py, its R-CNN
-    keeping every candidate box (score_thr 0), in eval mode."""
-    cfg = Config.fromfile(CONFIGS / name).model
-    cfg.backbone.update(depth=50, groups=4, base_channels=16, init_cfg=None)
-    cfg.neck.update(in_channels=[64, 128, 256, 512], out_channels=32)
-    cfg.rpn_head.update(in_channels=32, feat_channels=32)
-    cfg.roi_head.bbox_roi_extractor.out_channels = 32
-    cfg.roi_head.bbox_head.update(in_channels=32, fc_out_channels=64)
-    if 'mask_head' in cfg.roi_head:
-        cfg.roi_head.mask_roi_extractor.out_channels = 32
-        cfg.roi_head.mask_head.update(in_channels=32, conv_out_channels=32)
+    """The config's slim detector (model_testing.slim_detector_cfg), its R-CNN keeping every
+    candidate box (score_thr 0), in eval mode."""
+    cfg = slim_detector_cfg(CONFIGS / name)
     cfg.test_cfg.rcnn.score_thr = 0.0
     torch.manual_seed(0)
     model = MODELS.build(cfg)
