@@ -245,3 +245,30 @@ def test_cuda_test_counts_from_pytests_junit_report(tmp_path):
                    cwd=tmp_path, capture_output=True)
     assert gpu_checks.junit_counts(str(report)) == dict(tests=3, failures=1, errors=0,
                                                         skipped=1)
+
+
+def test_the_bundle_brings_what_its_wheels_require_on_the_gpu_machine():
+    """../shared/gpu/prep.sh downloads without dependencies: every requirement of a bundled
+    package (as installed here, at the same pins) on the GPU machine's Python 3.12 must be
+    bundled too, be one of prep.sh's own wheels, or be there already (numpy, torch)."""
+    from importlib.metadata import requires
+
+    from packaging.requirements import Requirement
+    from wheelhouse import canonical
+    prep = ROOT.parent / 'shared' / 'gpu' / 'prep.sh'
+    if not prep.is_file():
+        pytest.skip('no ../shared/gpu/prep.sh beside the checkout')
+    listed = re.search(r'for p in (.*?); do', prep.read_text(), re.S).group(1)
+    prep_wheels = {canonical(w.split('==')[0]) for w in listed.replace('\\', ' ').split()
+                   if not w.startswith('$')}
+    have = prep_wheels | {canonical(n) for n in gpu_checks.BUNDLE_WHEELS} | {'numpy', 'torch'}
+    gpu_python = dict(python_version='3.12', python_full_version='3.12.0',
+                      sys_platform='linux', platform_system='Linux', extra='')
+    missing = {}
+    for name in gpu_checks.BUNDLE_WHEELS:
+        for text in requires(name) or []:
+            req = Requirement(text)
+            if req.marker is None or req.marker.evaluate(gpu_python):
+                if canonical(req.name) not in have:
+                    missing.setdefault(name, []).append(req.name)
+    assert not missing, missing

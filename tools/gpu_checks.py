@@ -48,9 +48,10 @@ STEPS = ('env', 'cuda_tests', 'benchmark', 'dist', 'trainer', 'fast_seeds')
 LIMITS = dict(env=60, cuda_tests=300, benchmark=360, dist=180, trainer=180, fast_seeds=900)
 NEEDS = dict(env=10, cuda_tests=60, benchmark=120, dist=60, trainer=60, fast_seeds=300)
 # what a bare GPU machine (Python and torch only) lacks beyond mmdet's stack
-# (../shared/gpu/prep.sh): the package's own requirements and the test runner
+# (../shared/gpu/prep.sh): the package's own requirements, and pytest with its requirements
+# on Python 3.12 (prep.sh downloads without dependencies)
 BUNDLE_WHEELS = ('simplejpeg', 'scipy', 'faster-coco-eval', 'pytest', 'pluggy', 'iniconfig',
-                 'packaging')
+                 'packaging', 'pygments')
 CLS_CONFIG = 'configs/demo/resnext50_8x4d_slim_cls_demo.py'
 TRAINER_CONFIG = 'configs/imagenet/resnext50_32x4d_8xb32_in1k.py'
 DRY_RUN = False
