@@ -38,7 +38,7 @@ from analysis_tools import write_report
 from analysis_tools.detector_benchmark import ARCHS, markdown, run, summarize, to_json
 from analysis_tools.step_profile import StepProfiler, markdown as profile_markdown
 
-from resnext_det.utils.collect_env import cpu_name
+from resnext_det.utils.collect_env import collect_env, cpu_name
 
 # the repository's configs/, found from this file (the package is not told where it lives)
 CONFIGS = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'configs')
@@ -150,7 +150,10 @@ def main(argv=None):
     summary = summarize(results, args.batch)
     device = (torch.cuda.get_device_name() if args.device == 'cuda'
               else f'{cpu_name()} CPU, {torch.get_num_threads()} threads')
+    # the versions a reader needs to compare runs (docs/benchmarks/<gpu>.json keeps them)
     settings = dict(vars(args), device_name=device, torch=torch.__version__, wall_s=wall_s,
+                    environment={k: v if isinstance(v, (bool, int, float)) else str(v)
+                                 for k, v in collect_env().items()},
                     command='python tools/benchmark.py ' + ' '.join(sys.argv[1:] if argv is None
                                                                     else argv))
     table = markdown(summary)

@@ -43,6 +43,8 @@ def test_ci_size_run_reports_every_variant_and_case(tmp_path, capsys):
     assert all(rows['stock'][c + '_speedup'] == 1.0 for c in ('backbone_train', 'detector_infer'))
     assert report['settings']['depth'] == 50 and report['settings']['batch'] == 1
     assert report['settings']['isolate'] is False and report['settings']['wall_s'] > 0
+    environment = report['settings']['environment']
+    assert environment['PyTorch'] == torch.__version__ and environment['MMDetection'] == '3.3.0'
     raw = {r['variant']: r for r in report['results']}
     assert len(raw['ours']['times_ms']['detector_train']) == 1
     assert '| r50 | fast | fp32 (no AMP on CPU) |' in md.read_text()  # depth 50 named
