@@ -19,6 +19,11 @@ decode the output is bit-exact.
 ``ResizeCenterCropDecoder`` is the test-time counterpart (short side to ``resize_size``, center
 crop ``crop_size``), reducing the decode where the short side stays >= ``resize_size``.
 
+``RandomResizedCropDecoder.draw`` and ``crop`` split the training decoder in two, so that
+``ImageNetFolder(decode_on_device=True)`` can draw the same box and flip and leave a JPEG
+encoded (``EncodedImage``) for ``resnext_det.DeviceDecodePreprocessor`` to decode on the
+model's device.
+
 Both read files the way torchvision's ``pil_loader`` does: EXIF orientation is not applied, grey
 and CMYK JPEGs become RGB, an alpha channel is dropped.
 """
@@ -30,10 +35,11 @@ import cv2
 import numpy as np
 import simplejpeg
 import torch
+from mmengine.structures import BaseDataElement
 from PIL import Image, UnidentifiedImageError
 from torchvision.transforms.v2 import functional as F
 
-from ..errors import DatasetError
+from ..errors import DatasetError, UserInputError
 
 # libjpeg's scaled-IDCT factors that OpenCV exposes, largest first
 # (the scale bits only: OpenCV refuses IMREAD_REDUCED_COLOR_*'s BGR bit together with RGB)
@@ -55,10 +61,10 @@ _SOF = frozenset((0xC0, 0xC1, 0xC2, 0xC9, 0xCA))
 _OTHER_SOF = frozenset((0xC3, 0xC5, 0xC6, 0xC7, 0xCB, 0xCD, 0xCE, 0xCF))
 
 
-def jpeg_size(data: bytes) -> Optional[Tuple[int, int]]:
-    """(width, height) from a DCT JPEG's frame header, or None where ``data`` is not one or
-    its header is unusual (then PIL reads the size). A walk over the segment lengths up to the
-    frame header: a tenth of ``Image.open``'s time, which matters at ~1 ms per image."""
+def _frame_header(data: bytes) -> Optional[int]:
+    """The offset of a DCT JPEG's start-of-frame marker (its 0xFF byte), or None where ``data``
+    is not one or its header is unusual. A walk over the segment lengths up to the frame header:
+    a tenth of ``Image.open``'s time, which matters at ~1 ms per image."""
     if data[:2] != b'\xff\xd8':
         return None
     pos, end = 2, len(data) - 9
@@ -70,9 +76,7 @@ def jpeg_size(data: bytes) -> Optional[Tuple[int, int]]:
             pos += 1
             continue
         if marker in _SOF:
-            height, width = (data[pos + 5] << 8) | data[pos + 6], (data[pos + 7] << 8) | data[
-                pos + 8]
-            return (width, height) if width and height else None  # 0: size in a DNL marker
+            return pos
         if marker in _OTHER_SOF:
             return None
         if marker == 0xD8 or 0xD0 <= marker <= 0xD7 or marker == 0x01:  # no length field
@@ -80,6 +84,29 @@ def jpeg_size(data: bytes) -> Optional[Tuple[int, int]]:
             continue
         pos += 2 + ((data[pos + 2] << 8) | data[pos + 3])
     return None
+
+
+def jpeg_size(data: bytes) -> Optional[Tuple[int, int]]:
+    """(width, height) from a DCT JPEG's frame header, or None where ``data`` is not one or
+    its header is unusual (then PIL reads the size)."""
+    pos = _frame_header(data)
+    if pos is None:
+        return None
+    height, width = (data[pos + 5] << 8) | data[pos + 6], (data[pos + 7] << 8) | data[pos + 8]
+    return (width, height) if width and height else None  # 0: size in a DNL marker
+
+
+def device_decodable(data: Union[bytes, np.ndarray]) -> bool:
+    """Whether ``torchvision.io.decode_jpeg`` can decode this JPEG to RGB on any device: a
+    Huffman-coded baseline, extended or progressive frame of 8-bit samples with 1 (grey) or 3
+    (YCbCr) components. nvjpeg does not decode arithmetic coding, 12-bit samples or CMYK/YCCK
+    (4 components) the way libjpeg does, so those few (ImageNet's train set has 22 CMYK
+    JPEGs) are decoded on the CPU (``ImageNetFolder(decode_on_device=True)``). ``data``: the
+    file's bytes, or ``read_header``'s uint8 array of them."""
+    data = memoryview(data)  # of an array: its bytes as ints, no copy
+    pos = _frame_header(data)
+    return (pos is not None and data[pos + 1] in (0xC0, 0xC1, 0xC2) and data[pos + 4] == 8
+            and data[pos + 9] in (1, 3))
 
 
 def read_header(path: str) -> Tuple[np.ndarray, int, int, bool]:
@@ -202,11 +229,20 @@ class RandomResizedCropDecoder:
             w, h = width, height
         return (height - h) // 2, (width - w) // 2, h, w
 
-    def __call__(self, path: str) -> torch.Tensor:
-        data, width, height, is_jpeg = read_header(path)
-        top, left, h, w = self.box(width, height)
+    def draw(self, width: int, height: int) -> Tuple[Tuple[int, int, int, int], bool]:
+        """((top, left, h, w), flip) for an image of this size: the box, then the flip, drawn as
+        v2's RandomResizedCrop + RandomHorizontalFlip draw them. Both decode paths
+        (``__call__`` here, ``ImageNetFolder(decode_on_device=True)``) draw through this, so a
+        seeded run gives the same boxes and flips whichever decodes."""
+        box = self.box(width, height)
         # drawn even at flip_prob 0, as v2.RandomHorizontalFlip does: the next box stays the same
-        flip = self._float.uniform_().item() < self.flip_prob  # torch.rand(1)'s draw
+        return box, self._float.uniform_().item() < self.flip_prob  # torch.rand(1)'s draw
+
+    def crop(self, path: str, data: np.ndarray, width: int, height: int, is_jpeg: bool,
+             box: Tuple[int, int, int, int], flip: bool) -> torch.Tensor:
+        """The drawn crop of the file ``read_header`` read, decoded on the CPU, resized and
+        flipped: uint8 (3, h, w)."""
+        top, left, h, w = box
         k = _reduction(is_jpeg and self.reduce, min(h / self.size[0], w / self.size[1]), 1)
         rgb = decode_rgb(path, data, k, (width, height), is_jpeg)
         if k > 1:
@@ -222,9 +258,38 @@ class RandomResizedCropDecoder:
         out = _resize(rgb[y0:y1, x0:x1], self.size)
         return out.flip(-1) if flip else out
 
+    def __call__(self, path: str) -> torch.Tensor:
+        data, width, height, is_jpeg = read_header(path)
+        box, flip = self.draw(width, height)
+        return self.crop(path, data, width, height, is_jpeg, box, flip)
+
     def __repr__(self) -> str:
         return (f'{type(self).__name__}(size={self.size}, scale={self.scale}, '
                 f'ratio={tuple(round(r, 4) for r in self.ratio)}, flip_prob={self.flip_prob})')
+
+
+class EncodedImage(BaseDataElement):
+    """A training sample left encoded, for ``resnext_det.DeviceDecodePreprocessor`` to decode on
+    the model's device (``ImageNetFolder(decode_on_device=True)``).
+
+    Fields: ``jpeg`` (uint8 1-D CPU tensor: the file's bytes; ``decode_jpeg`` takes its input on
+    the CPU whatever the device it decodes on), ``size`` ((width, height) from the header),
+    ``box`` ((top, left, h, w) of the crop), ``flip`` (bool), ``out_size`` ((h, w) of the
+    crop once resized: the dataset's crop size), ``path`` (for error messages).
+
+    Not a dict: mmengine's ``pseudo_collate`` keeps it as one item of the batch's ``inputs``
+    list (a dict would be collated key by key, and a batch mixing it with the CPU-decoded
+    tensors of PNG or CMYK files would not collate), and a data preprocessor's ``cast_data``
+    calls its ``to()``, which raises: any preprocessor but ours fails there, saying what to
+    set, instead of deep in mmengine's ``ImgDataPreprocessor`` with a dump of the batch.
+    """
+
+    def to(self, *args, **kwargs):
+        raise UserInputError(
+            f'the training set gives JPEGs still encoded (decode_on_device=True; e.g. '
+            f'{self.path}), and only resnext_det.DeviceDecodePreprocessor decodes them, not the '
+            "model's data preprocessor: set model.data_preprocessor=dict(type='resnext_det."
+            "DeviceDecodePreprocessor', mean=..., std=...), or decode_on_device=False")
 
 
 class ResizeCenterCropDecoder:
@@ -258,5 +323,5 @@ class ResizeCenterCropDecoder:
                 f'crop_size={self.crop_size})')
 
 
-__all__ = ['RandomResizedCropDecoder', 'ResizeCenterCropDecoder', 'read_header', 'jpeg_size',
-           'decode_rgb', 'decode_error']
+__all__ = ['RandomResizedCropDecoder', 'ResizeCenterCropDecoder', 'EncodedImage', 'read_header',
+           'jpeg_size', 'device_decodable', 'decode_rgb', 'decode_error']

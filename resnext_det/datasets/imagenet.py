@@ -25,12 +25,19 @@ from collections.abc import Sequence as SequenceABC
 from typing import List, Optional, Sequence, Tuple, Union
 
 import numpy as np
+import torch
 from torch.utils.data import Dataset
 from torchvision.datasets.folder import find_classes, make_dataset
 
 from ..errors import DatasetError
 from ..registry import DATASETS
-from .decode import RandomResizedCropDecoder, ResizeCenterCropDecoder
+from .decode import (
+    EncodedImage,
+    RandomResizedCropDecoder,
+    ResizeCenterCropDecoder,
+    device_decodable,
+    read_header,
+)
 
 IMG_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.webp')
 
@@ -270,6 +277,17 @@ class ImageNetFolder(Dataset):
             (95% CI [-4.6, -0.8], docs/benchmarks.md), for ~10% more images per core on
             ImageNet-like data; not a default until that is understood. EXIF orientation is not
             applied, as in torchvision's ImageFolder.
+        decode_on_device (bool): training only (a test set ignores it and decodes on the CPU):
+            leave each JPEG encoded, with its box and flip drawn as the CPU path draws them
+            (the same for the same seed), as an :class:`~.decode.EncodedImage` that the model's
+            ``resnext_det.DeviceDecodePreprocessor`` decodes in one batched
+            ``torchvision.io.decode_jpeg`` call on the model's device (nvjpeg on a GPU), then
+            crops, resizes and flips there: the workers only read files. PNGs and the JPEGs
+            nvjpeg does not take (CMYK, 12-bit, arithmetic-coded: ``device_decodable``) are
+            decoded here as before, so a batch may mix both. Needs
+            ``model.data_preprocessor=dict(type='resnext_det.DeviceDecodePreprocessor', ...)``
+            (any other preprocessor stops at the first batch, saying so); excludes
+            ``reduced_decode`` (the device decodes in full).
 
     ``samples`` is a :class:`SampleIndex`: ``samples[i]`` and :meth:`get_sample` give
     ``(path, label)``.
@@ -278,7 +296,12 @@ class ImageNetFolder(Dataset):
     def __init__(self, data_root: str, train: bool = True, crop_size: int = 224,
                  resize_size: int = 256, crop_scale: Sequence[float] = (0.08, 1.0),
                  classes: Optional[Union[str, Sequence[str]]] = None,
-                 ann_file: Optional[str] = None, reduced_decode: bool = False):
+                 ann_file: Optional[str] = None, reduced_decode: bool = False,
+                 decode_on_device: bool = False):
+        if train and decode_on_device and reduced_decode:
+            raise ValueError('ImageNetFolder: decode_on_device=True decodes on the device in '
+                             'full, so reduced_decode=True would apply to the CPU-decoded '
+                             'fallbacks (PNG, CMYK) only; pass one of them')
         self.data_root, self.ann_file = data_root, ann_file
         if ann_file is None:
             self.classes, self.samples = index_image_folder(
@@ -295,6 +318,9 @@ class ImageNetFolder(Dataset):
         self.decode = (RandomResizedCropDecoder(crop_size, scale=crop_scale,
                                                 reduce=reduced_decode) if train else
                        ResizeCenterCropDecoder(resize_size, crop_size, reduce=reduced_decode))
+        # validation stays on the CPU: its resize + center crop is deterministic and cheap next
+        # to training's, and the test loop's preprocessor gets plain tensors
+        self.decode_on_device = bool(train and decode_on_device)
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -305,4 +331,14 @@ class ImageNetFolder(Dataset):
 
     def __getitem__(self, index: int) -> dict:
         path, label = self.get_sample(index)
-        return dict(inputs=self.decode(path), data_samples=label)
+        if not self.decode_on_device:
+            return dict(inputs=self.decode(path), data_samples=label)
+        data, width, height, is_jpeg = read_header(path)
+        box, flip = self.decode.draw(width, height)  # the CPU path's draws, in its order
+        if is_jpeg and device_decodable(data):
+            # a copy: the bytes' array is read-only, which torch.from_numpy warns about
+            inputs = EncodedImage(jpeg=torch.from_numpy(data.copy()), size=(width, height),
+                                  box=box, flip=flip, out_size=self.decode.size, path=path)
+        else:
+            inputs = self.decode.crop(path, data, width, height, is_jpeg, box, flip)
+        return dict(inputs=inputs, data_samples=label)
