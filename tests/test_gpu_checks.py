@@ -155,7 +155,8 @@ def test_bad_arguments_are_refused(capsys):
 @pytest.mark.slow
 def test_rehearsal_of_the_dist_and_trainer_steps_on_the_cpu(tmp_path):
     """The real commands, at rehearsal size: one-process torchrun (gloo) run and --resume, the
-    ImageNet recipe's trainer on 224x224 crops for a few logged iterations."""
+    ImageNet recipe's trainer on 224x224 crops for a few logged iterations, its JPEGs decoded
+    by the loader workers and then by the model's DeviceDecodePreprocessor."""
     import subprocess
     run = subprocess.run([sys.executable, 'tools/gpu_checks.py', '--device', 'cpu', '--steps',
                           'dist', 'trainer', '--budget', '900', '--out', str(tmp_path)],
@@ -166,8 +167,10 @@ def test_rehearsal_of_the_dist_and_trainer_steps_on_the_cpu(tmp_path):
     assert dist['checkpoints'] == ['epoch_1.pth', 'epoch_2.pth', 'epoch_3.pth']
     assert dist['resumed'] and dist['distributed_runs'] == 2
     trainer = rows['trainer']['results']
-    assert trainer['img_per_s'] > 0 and trainer['logged_iters'] >= 4
-    assert (tmp_path / 'trainer_scalars.json').is_file()
+    for decode in ('cpu_workers', 'device'):  # the device path's decode ran on the CPU here
+        assert trainer[f'decode_on_{decode}']['img_per_s'] > 0
+        assert trainer[f'decode_on_{decode}']['logged_iters'] >= 4
+        assert (tmp_path / f'trainer_{decode}_scalars.json').is_file()
     assert list(tmp_path.glob('dist_*.log'))
 
 

@@ -18,7 +18,8 @@ Steps (default: all, in this order; a step that no longer fits the budget is ski
               epochs, then --resume to a third; the two runs' logs (on the CPU: gloo and plain
               BN, as DDP takes SyncBN on GPU modules only)
   trainer     the companion trainer's img/s at 224x224 (generated ImageNet-format crops of the
-              demo photos' shapes), from its per-iteration times
+              demo's shapes), from its per-iteration times: JPEGs decoded by the CPU workers,
+              then on the device (DeviceDecodePreprocessor: nvjpeg on a GPU)
   fast_seeds  tools/demo.py --seeds 0,1,2 --fast: the demo detector on the fast path against
               the plain path, paired over 3 seeds
 
@@ -45,7 +46,7 @@ import time
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 STEPS = ('env', 'cuda_tests', 'benchmark', 'dist', 'trainer', 'fast_seeds')
 # seconds each step may take at most on the GPU, and the least it needs to be worth starting
-LIMITS = dict(env=60, cuda_tests=300, benchmark=360, dist=180, trainer=180, fast_seeds=900)
+LIMITS = dict(env=60, cuda_tests=300, benchmark=360, dist=180, trainer=240, fast_seeds=900)
 NEEDS = dict(env=10, cuda_tests=60, benchmark=120, dist=60, trainer=60, fast_seeds=300)
 # what a bare GPU machine (Python and torch only) lacks beyond mmdet's stack
 # (../shared/gpu/prep.sh): the package's own requirements, and pytest with its requirements
@@ -242,12 +243,18 @@ def images_per_second(scalars_path, batch_size, skip=2):
                 logged_iters=len(times))
 
 
+# the companion trainer's switch to decoding the training JPEGs on the model's device
+# (resnext_det/models/data_preprocessor.py): the dataset's flag and the model's preprocessor
+DEVICE_DECODE = ['train_dataloader.dataset.decode_on_device=True',
+                 'model.data_preprocessor.type=resnext_det.DeviceDecodePreprocessor',
+                 'model.data_preprocessor.mean=[123.675,116.28,103.53]',
+                 'model.data_preprocessor.std=[58.395,57.12,57.375]']
+
+
 def step_trainer(step):
-    """The companion trainer on 224x224 crops: the ImageNet recipe's pipeline and model."""
+    """The companion trainer on 224x224 crops, the ImageNet recipe's pipeline and model: its
+    images/s with the JPEGs decoded by the CPU workers, then decoded on the device (nvjpeg)."""
     data = osp.join('data', 'demo224')
-    work_dir = osp.join(step.work, 'trainer')
-    if not DRY_RUN:
-        shutil.rmtree(work_dir, ignore_errors=True)
     gpu = step.device == 'cuda'
     # the GPU: 2,000 crops, ~60 iterations an epoch, for a steady rate (about 40 s to make);
     # the CPU rehearsal: a few iterations
@@ -256,21 +263,27 @@ def step_trainer(step):
     step.run(*python('tools/make_demo_data.py', '--out', data, '--cls-size', '224',
                      '--cls-per-class', str(per_class), '--num-train', '20', '--num-val', '10',
                      '--overwrite'))
-    step.run(*python('tools/train.py', TRAINER_CONFIG, '--work-dir', work_dir, '--cfg-options',
-                     f'train_dataloader.dataset.data_root={data}/imagenet/train',
-                     f'val_dataloader.dataset.data_root={data}/imagenet/val',
-                     f'test_dataloader.dataset.data_root={data}/imagenet/val',
-                     f'train_dataloader.batch_size={batch}',
-                     f'train_dataloader.num_workers={workers}',
-                     f'train_dataloader.pin_memory={gpu}',
-                     f'train_cfg.max_epochs={epochs}', 'train_cfg.val_interval=100',
-                     f'default_hooks.logger.interval={interval}',
-                     'default_hooks.checkpoint.interval=100'))
-    if DRY_RUN:
-        return
-    scalars = sorted(glob.glob(osp.join(work_dir, '*', 'vis_data', 'scalars.json')))[-1]
-    step.keep(scalars)
-    step.results.update(images_per_second(scalars, batch), batch=batch, workers=workers)
+    for decode, options in (('cpu_workers', []), ('device', DEVICE_DECODE)):
+        work_dir = osp.join(step.work, f'trainer_{decode}')
+        if not DRY_RUN:
+            shutil.rmtree(work_dir, ignore_errors=True)
+        step.run(*python('tools/train.py', TRAINER_CONFIG, '--work-dir', work_dir,
+                         '--cfg-options',
+                         f'train_dataloader.dataset.data_root={data}/imagenet/train',
+                         f'val_dataloader.dataset.data_root={data}/imagenet/val',
+                         f'test_dataloader.dataset.data_root={data}/imagenet/val',
+                         f'train_dataloader.batch_size={batch}',
+                         f'train_dataloader.num_workers={workers}',
+                         f'train_dataloader.pin_memory={gpu}',
+                         f'train_cfg.max_epochs={epochs}', 'train_cfg.val_interval=100',
+                         f'default_hooks.logger.interval={interval}',
+                         'default_hooks.checkpoint.interval=100', *options))
+        if DRY_RUN:
+            continue
+        scalars = sorted(glob.glob(osp.join(work_dir, '*', 'vis_data', 'scalars.json')))[-1]
+        shutil.copy(scalars, osp.join(step.out, f'trainer_{decode}_scalars.json'))
+        step.results[f'decode_on_{decode}'] = dict(images_per_second(scalars, batch),
+                                                   batch=batch, workers=workers)
 
 
 def step_fast_seeds(step):
