@@ -23,14 +23,26 @@ def repo_root() -> Path:
     return ROOT
 
 
-@pytest.fixture(scope='session')
-def demo_cli():
-    """tools/demo.py loaded as a module (its step lists, configs and dry run)."""
+def load_tool(name):
+    """tools/<name>.py loaded as a module of its own name (``<name>_cli``: tools/test.py and
+    tools/demo.py would shadow or be shadowed by other modules of their plain names)."""
     import importlib.util
-    spec = importlib.util.spec_from_file_location('demo_cli', ROOT / 'tools' / 'demo.py')
+    spec = importlib.util.spec_from_file_location(f'{name}_cli', ROOT / 'tools' / f'{name}.py')
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+@pytest.fixture(scope='session')
+def demo_cli():
+    """tools/demo.py loaded as a module (its step lists, configs and dry run)."""
+    return load_tool('demo')
+
+
+@pytest.fixture(scope='session')
+def benchmark_cli():
+    """tools/benchmark.py loaded as a module (its presets, parser and main)."""
+    return load_tool('benchmark')
 
 
 @pytest.fixture(scope='session')

@@ -38,3 +38,13 @@ def slim_detector_cfg(config_path, **backbone):
         model.roi_head.mask_roi_extractor.out_channels = 32
         model.roi_head.mask_head.update(in_channels=32, conv_out_channels=32)
     return model
+
+
+# appended to a Faster/Mask R-CNN config: the model as it is, but a few proposals and sampled
+# RoIs, so that a train step at tiny inputs takes about a second on one core (the benchmark
+# harness tests)
+SMALL_ROI_SAMPLE = """
+model = dict(
+    train_cfg=dict(rpn_proposal=dict(max_per_img=64), rcnn=dict(sampler=dict(num=16))),
+    test_cfg=dict(rpn=dict(max_per_img=64), rcnn=dict(max_per_img=10)))
+"""

@@ -1,6 +1,5 @@
 """tools/benchmark.py at CI size: every variant runs and the report is complete (no timings
 are asserted: speed belongs in docs/benchmarks.md)."""
-import importlib.util
 import json
 from pathlib import Path
 
@@ -18,20 +17,15 @@ from analysis_tools.detector_benchmark import (
     variants,
 )
 from mmdet.structures.mask import BitmapMasks
+from model_testing import SMALL_ROI_SAMPLE  # tests/, on sys.path under pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def load_cli():
-    spec = importlib.util.spec_from_file_location('benchmark_cli', ROOT / 'tools' / 'benchmark.py')
-    cli = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(cli)
-    return cli
 
-
-def test_ci_size_run_reports_every_variant_and_case(tmp_path, capsys):
+def test_ci_size_run_reports_every_variant_and_case(tmp_path, capsys, benchmark_cli):
     out, md = tmp_path / 'bench.json', tmp_path / 'bench.md'
-    load_cli().main(['--ci', '--device', 'cpu', '--archs', 'r101', '--size', '128', '192',
+    benchmark_cli.main(['--ci', '--device', 'cpu', '--archs', 'r101', '--size', '128', '192',
                      '--iters', '1', '--warmup',
                      '0', '--out', str(out), '--md', str(md)])
     report = json.loads(out.read_text())
@@ -51,8 +45,8 @@ def test_ci_size_run_reports_every_variant_and_case(tmp_path, capsys):
     assert 'detector train step (ms)' in capsys.readouterr().out
 
 
-def test_variants_are_built_from_the_stock_and_our_configs():
-    paths = load_cli().config_paths
+def test_variants_are_built_from_the_stock_and_our_configs(benchmark_cli):
+    paths = benchmark_cli.config_paths
     x101, r101 = paths('x101_32x4d'), paths('r101')
     # mmdet's by mmengine's package name; ours in the repository, located by the command line
     assert x101[0] == 'mmdet::faster_rcnn/faster-rcnn_x101-32x4d_fpn_1x_coco.py'
@@ -117,13 +111,6 @@ def test_peak_rss_columns_come_from_the_train_case():
 
 # Mask R-CNN's train step at tiny inputs is mostly its mask head over up to 128 positive RoIs
 # (4 convs of 256 channels each): stock's and our config as they are, but sampling a few RoIs
-SMALL_ROI_SAMPLE = """
-model = dict(
-    train_cfg=dict(rpn_proposal=dict(max_per_img=64), rcnn=dict(sampler=dict(num=16))),
-    test_cfg=dict(rpn=dict(max_per_img=64), rcnn=dict(max_per_img=10)))
-"""
-
-
 @pytest.fixture
 def small_mask_configs(tmp_path):
     stock, ours = tmp_path / 'stock_mask.py', tmp_path / 'ours_mask.py'
@@ -161,8 +148,8 @@ def test_isolated_run_reports_each_variants_peak_rss(small_mask_configs):
 
 
 @pytest.mark.slow  # a fresh python process that imports torch and mmdet
-def test_a_failing_worker_raises_with_its_traceback():
-    configs = {'r101': load_cli().config_paths('r101')}
+def test_a_failing_worker_raises_with_its_traceback(benchmark_cli):
+    configs = {'r101': benchmark_cli.config_paths('r101')}
     with pytest.raises(RuntimeError, match=r'worker \(ours backbone\) failed:(.|\n)*depth'):
         # the depth is only looked up when the model is built: in the worker
         detector_benchmark.run(configs, parts=['backbone'], depth=7, warmup=0, iters=1,
@@ -170,8 +157,8 @@ def test_a_failing_worker_raises_with_its_traceback():
                                batch_size=1, log=lambda msg: None)
 
 
-def test_mask_archs_and_a_missing_fast_config(tmp_path, monkeypatch):
-    cli = load_cli()
+def test_mask_archs_and_a_missing_fast_config(tmp_path, monkeypatch, benchmark_cli):
+    cli = benchmark_cli
     stock, ours, fast = cli.config_paths('mask_x101_32x4d')
     assert stock == 'mmdet::mask_rcnn/mask-rcnn_x101-32x4d_fpn_1x_coco.py'
     assert ours == str(ROOT / 'configs' / 'mask_rcnn_x101_32x4d_fpn.py')
@@ -189,8 +176,8 @@ def test_mask_archs_and_a_missing_fast_config(tmp_path, monkeypatch):
         'stock', 'stock --amp', 'ours']
 
 
-def test_presets_and_explicit_flags():
-    cli = load_cli()
+def test_presets_and_explicit_flags(benchmark_cli):
+    cli = benchmark_cli
     full = cli.parse_args(['--cpu-full'])
     assert (full.device, full.batch, full.size, full.warmup, full.iters) == (
         'cpu', 2, [800, 1333], 1, 2)
@@ -229,8 +216,8 @@ def test_synthetic_batch_is_deterministic_and_inside_the_image():
     assert (boxes[:, 3] <= 96).all() and a['inputs'][0].dtype == torch.uint8
 
 
-def test_bad_arguments_are_refused():
-    cli = load_cli()
+def test_bad_arguments_are_refused(benchmark_cli):
+    cli = benchmark_cli
     with pytest.raises(SystemExit):
         cli.parse_args(['--iters', '0'])
     if not torch.cuda.is_available():

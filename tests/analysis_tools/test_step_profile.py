@@ -2,7 +2,6 @@
 detector step's time and leave the model as they found it; the report and its tables. No speed
 is asserted. The GPU-only parts (device busy time, device-time ranking) are checked on
 hand-made events."""
-import importlib.util
 import json
 import time
 from pathlib import Path
@@ -31,25 +30,12 @@ from analysis_tools.step_profile import (
     profile_case,
     top_ops,
 )
+from model_testing import SMALL_ROI_SAMPLE  # tests/, on sys.path under pytest
 from torch.autograd import DeviceType
 from torch.profiler import record_function
 
 ROOT = Path(__file__).resolve().parents[2]
 FORWARD = ('data_preprocessor', 'backbone', 'neck', 'rpn_head', 'roi_head')
-# Faster R-CNN's heads at tiny inputs: the config as it is, but sampling a few RoIs (as
-# test_detector.py's Mask R-CNN), so that a train step takes about a second on one core
-SMALL_ROI_SAMPLE = """
-model = dict(
-    train_cfg=dict(rpn_proposal=dict(max_per_img=64), rcnn=dict(sampler=dict(num=16))),
-    test_cfg=dict(rpn=dict(max_per_img=64), rcnn=dict(max_per_img=10)))
-"""
-
-
-def load_cli():
-    spec = importlib.util.spec_from_file_location('benchmark_cli', ROOT / 'tools' / 'benchmark.py')
-    cli = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(cli)
-    return cli
 
 
 @pytest.fixture(scope='module')
@@ -219,8 +205,9 @@ def test_markdown_has_device_rows_on_a_gpu_only():
     assert 'GPU' not in cpu and cpu.count('Profile of x50_32x4d') == 2
 
 
-def test_cli_profile_tables_json_and_traces(small_faster, tmp_path, capsys, monkeypatch):
-    cli = load_cli()
+def test_cli_profile_tables_json_and_traces(small_faster, tmp_path, capsys, monkeypatch,
+                                            benchmark_cli):
+    cli = benchmark_cli
     monkeypatch.setattr(cli, 'config_paths', lambda arch: (small_faster, small_faster, None))
     out, md, traces = tmp_path / 'bench.json', tmp_path / 'bench.md', tmp_path / 'traces'
     cli.main(['--ci', '--device', 'cpu', '--archs', 'r101', '--parts', 'detector',
@@ -249,8 +236,8 @@ def test_cli_profile_tables_json_and_traces(small_faster, tmp_path, capsys, monk
         assert 'Profile of r50 detector_infer' in text
 
 
-def test_profile_runs_in_process_only(capsys):
-    cli = load_cli()
+def test_profile_runs_in_process_only(capsys, benchmark_cli):
+    cli = benchmark_cli
     with pytest.raises(SystemExit):
         cli.parse_args(['--profile', '--isolate'])
     assert 'drop --isolate' in capsys.readouterr().err
