@@ -332,12 +332,7 @@ def main(argv=None):
     work_dirs = []
     for name in names:
         cls_config, det_config, scratch_config = ARCHS[name]
-        cls_dir = osp.join(args.work_dir, f'{name}_cls')
-        run(f'pretrain {name}', ['tools/train.py', cls_config, '--work-dir', cls_dir])
-        best = best_classifier(cls_dir)
-        backbone = osp.join(args.work_dir, 'backbones', f'{name}.pth')
-        # --force: a rerun pretrains again and replaces its own previous export
-        run(f'export {name}', ['tools/export_backbone.py', best, backbone, '--force'])
+        backbone = pretrain_and_export(name, cls_config, args.work_dir)
         from_export = ['--cfg-options', f'model.backbone.init_cfg.checkpoint={backbone}']
         work_dirs.append(detect(name, det_config, osp.join(args.work_dir, name), from_export))
         if args.fast and name in FAST:

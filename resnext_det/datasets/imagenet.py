@@ -198,10 +198,11 @@ def _parse_annotation_list(ann_file, root, classes):
         raise DatasetError(f'annotation list {ann_file}: holds no sample; expected lines such '
                            "as 'n01440764/n01440764_10026.JPEG 0' (path relative to "
                            f'{root}, then the label)')
-    well_formed = (len(fields) == 2 and fields[1].isdigit() for _, fields in rows)
-    if not all(well_formed):  # stops at the first bad line: name it
-        number, fields = next(row for row in rows
-                              if len(row[1]) != 2 or not row[1][1].isdigit())
+    # the first line that is not '<path> <digits>', if any: named in the error
+    bad_line = next(((number, fields) for number, fields in rows
+                     if len(fields) != 2 or not fields[1].isdigit()), None)
+    if bad_line is not None:
+        number, fields = bad_line
         if len(fields) != 2:
             raise _list_error(ann_file, number, fields[0], "is not '<relative path> <label>' "
                               "(e.g. 'n01440764/n01440764_10026.JPEG 0')",
