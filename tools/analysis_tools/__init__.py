@@ -12,6 +12,19 @@ import os
 import os.path as osp
 
 
+def proc_kib(path: str, keys) -> dict:
+    """``{key: KiB}`` of the ``key:`` lines of a /proc file (``/proc/self/status``'s VmRSS and
+    VmHWM, ``smaps_rollup``'s Rss, Pss, ...): from /proc, not ``ru_maxrss``, which survives exec,
+    so a spawned child would report its parent's peak when that was higher."""
+    values = {}
+    with open(path) as f:
+        for line in f:
+            key, _, rest = line.partition(':')
+            if key in keys:
+                values[key] = int(rest.split()[0])
+    return values
+
+
 def write_report(out: str, report: dict, table: str, md: str = None) -> None:
     """What every benchmark CLI writes: ``report`` as JSON to ``out`` (its folder made), the
     markdown ``table`` to ``md`` if given, and a line naming both."""

@@ -85,6 +85,18 @@ def _category_weights(rng: np.random.Generator) -> np.ndarray:
     return np.concatenate([[PERSON_FRACTION], others * (1 - PERSON_FRACTION)])
 
 
+def box_counts(rng: np.random.Generator, num_images: int, mean: float) -> np.ndarray:
+    """Boxes per image, about ``mean`` on average: 1 + negative binomial, a heavy tail of
+    crowded images as COCO has, cut at 90 so that 100 detections can cover every box, and
+    ``EMPTY_IMAGE_FRACTION`` of the images without a box."""
+    nb_mean = mean / (1 - EMPTY_IMAGE_FRACTION) - 1
+    nb_shape = 1.5
+    counts = 1 + rng.negative_binomial(nb_shape, nb_shape / (nb_shape + nb_mean), num_images)
+    counts = np.minimum(counts, 90)
+    counts[rng.random(num_images) < EMPTY_IMAGE_FRACTION] = 0
+    return counts
+
+
 def make_coco_ground_truth(num_images: int = 5000, seed: int = 0) -> dict:
     """A COCO instances json (as a dict) shaped like val2017, from ``seed`` alone.
 
@@ -95,13 +107,7 @@ def make_coco_ground_truth(num_images: int = 5000, seed: int = 0) -> dict:
     rng = np.random.default_rng(seed)
     image_ids, widths, heights = coco_images(rng, num_images)
 
-    # 1 + negative binomial: a heavy tail of crowded images, as COCO has, but no empty image
-    # unless chosen to be; the tail is cut at 90 so the 100 detections can cover every box.
-    nb_mean = MEAN_BOXES_PER_IMAGE / (1 - EMPTY_IMAGE_FRACTION) - 1
-    nb_shape = 1.5
-    counts = 1 + rng.negative_binomial(nb_shape, nb_shape / (nb_shape + nb_mean), num_images)
-    counts = np.minimum(counts, 90)
-    counts[rng.random(num_images) < EMPTY_IMAGE_FRACTION] = 0
+    counts = box_counts(rng, num_images, MEAN_BOXES_PER_IMAGE)
     # Spread the sampling error (+-400 boxes on 5,000 images) over random non-empty images, so
     # that the box count is val2017's 7.36 per image whatever the seed.
     target = round(MEAN_BOXES_PER_IMAGE * num_images)

@@ -39,6 +39,8 @@ from typing import Callable, Dict, List, Optional
 
 import numpy as np
 
+from analysis_tools import proc_kib
+
 IMAGENET_TRAIN_IMAGES, IMAGENET_CLASSES = 1_281_167, 1000
 COCO_TRAIN_IMAGES = 118_287
 # train2017 has 860,001 annotations; the ~815k boxes asked for are ~6.9 per image
@@ -129,14 +131,12 @@ def make_coco_train(path: str, num_images: int = COCO_TRAIN_IMAGES, seed: int = 
         _box_sizes,
         _category_weights,
         _place_boxes,
+        box_counts,
         coco_images,
     )
     rng = np.random.default_rng(seed)
     image_ids, widths, heights = coco_images(rng, num_images)
-    nb_mean, nb_shape = COCO_BOXES_PER_IMAGE / 0.99 - 1, 1.5  # 1% of images without a box
-    counts = np.minimum(1 + rng.negative_binomial(nb_shape, nb_shape / (nb_shape + nb_mean),
-                                                  num_images), 90)
-    counts[rng.random(num_images) < 0.01] = 0
+    counts = box_counts(rng, num_images, COCO_BOXES_PER_IMAGE)
     category_weights = _category_weights(rng)
     images = [dict(id=int(i), file_name=f'{i:012d}.jpg', width=int(w), height=int(h))
               for i, w, h in zip(image_ids, widths, heights)]
@@ -185,23 +185,13 @@ def make_coco_train(path: str, num_images: int = COCO_TRAIN_IMAGES, seed: int = 
 # ----------------------------------------------------------------------------- measurement
 # (run in a fresh process: ``python dataset_scale_benchmark.py '<json task>'``)
 
-def _proc_kib(path: str, keys) -> Dict[str, int]:
-    values = {}
-    with open(path) as f:
-        for line in f:
-            key, _, rest = line.partition(':')
-            if key in keys:
-                values[key] = int(rest.split()[0])
-    return values
-
-
 def memory() -> Dict[str, int]:
     """VmRSS and VmHWM (peak) of this process, KiB."""
-    return _proc_kib('/proc/self/status', ('VmRSS', 'VmHWM'))
+    return proc_kib('/proc/self/status', ('VmRSS', 'VmHWM'))
 
 
 def smaps() -> Dict[str, int]:
-    return _proc_kib('/proc/self/smaps_rollup', SMAPS_KEYS)
+    return proc_kib('/proc/self/smaps_rollup', SMAPS_KEYS)
 
 
 def forked_reads(get: Callable[[int], tuple], size: int, reads: int) -> dict:
@@ -312,8 +302,12 @@ def measure(task: dict) -> dict:
 def run_task(task: dict, log: Callable[[str], None] = lambda msg: None) -> dict:
     """``measure(task)`` in a fresh python process."""
     log(f"measuring {task['kind']} ...")
+    # the child imports this package's helpers (analysis_tools), as the tools' callers do
+    tools = osp.dirname(osp.dirname(osp.abspath(__file__)))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        p for p in (tools, os.environ.get('PYTHONPATH')) if p))
     proc = subprocess.run([sys.executable, osp.abspath(__file__), json.dumps(task)],
-                          capture_output=True, text=True)
+                          capture_output=True, text=True, env=env)
     if proc.returncode:
         raise RuntimeError(f"measuring {task['kind']} failed (exit {proc.returncode}):\n"
                            f'{proc.stderr[-3000:]}')

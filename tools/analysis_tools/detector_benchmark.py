@@ -22,7 +22,6 @@ import copy
 import multiprocessing
 import re
 import statistics
-import sys
 import time
 import traceback
 from dataclasses import asdict, dataclass, field
@@ -38,6 +37,8 @@ from mmengine.hub import get_config
 from mmengine.logging import MMLogger
 from mmengine.optim import build_optim_wrapper
 from mmengine.structures import InstanceData
+
+from analysis_tools import proc_kib
 
 # architecture -> (mmdet's config, ours, ours on the fast path). mmdet's is named the way
 # mmengine finds it in the installed mmdet (``mmdet::``); ours are file names in the
@@ -141,6 +142,11 @@ def load_variant_config(variant: Variant, depth: Optional[int]) -> Config:
     return cfg
 
 
+def cudnn_benchmark(cfg: Config) -> bool:
+    """The config's own cuDNN autotuning switch (``env_cfg.cudnn_benchmark``)."""
+    return bool(cfg.get('env_cfg', {}).get('cudnn_benchmark'))
+
+
 def has_mask_head(cfg: Config) -> bool:
     return bool(cfg.model.get('roi_head', {}).get('mask_head'))
 
@@ -182,17 +188,8 @@ def process_rss_mb(peak: bool = True) -> float:
     """This process's peak (VmHWM) or current (VmRSS) resident set, MiB. From /proc where there
     is one: ``ru_maxrss`` survives exec, so a spawned child would report its parent's peak when
     that was higher (the kernel keeps the larger of the old and new address space's)."""
-    key = 'VmHWM:' if peak else 'VmRSS:'
-    try:
-        with open('/proc/self/status') as f:
-            for line in f:
-                if line.startswith(key):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    import resource  # not on Windows, where nothing here is expected to run
-    maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
-    return maxrss / 2**20 if sys.platform == 'darwin' else maxrss / 1024
+    key = 'VmHWM' if peak else 'VmRSS'
+    return proc_kib('/proc/self/status', (key, ))[key] / 1024
 
 
 def autocast(device: str, amp: Optional[str]):
@@ -369,7 +366,7 @@ def _worker_main(conn, spec: dict) -> None:
         batch, images = inputs_for(part, cfg, spec['batch_size'], spec['height'], spec['width'],
                                    device)
         start_rss = process_rss_mb(peak=False)
-        cases = {name: Case(None, step, prepare, resident, spec['cudnn'])
+        cases = {name: Case(None, step, prepare, resident, cudnn_benchmark(cfg))
                  for name, (step, prepare, resident, _) in build_cases(
                      cfg, variant, part, batch, images, device, spec['modes']).items()}
         conn.send(('ok', dict(start_rss_mb=start_rss,
@@ -501,7 +498,7 @@ def run(configs: Mapping[str, Tuple[str, str, Optional[str]]], parts=('backbone'
     batches, cases = {}, {}
     for _, result, variant, cfg in planned:
         log(f'[benchmark] building {result.arch} {result.variant} ({result.precision})')
-        cudnn = bool(cfg.get('env_cfg', {}).get('cudnn_benchmark'))
+        cudnn = cudnn_benchmark(cfg)
         for part in parts:
             key = (part, part == 'detector' and has_mask_head(cfg))  # Mask R-CNN's: masks too
             if key not in batches:
@@ -523,12 +520,10 @@ def _run_isolated(group: list, part: str, timer: Timer, common: dict, log) -> No
     overlap), timed interleaved, their peaks read after each train case, then closed."""
     workers = []
     try:
-        for _, result, variant, cfg in group:
+        for _, result, variant, _ in group:
             log(f'[benchmark] starting a process for {result.arch} {result.variant} '
                 f'({result.precision}) {part}')
-            workers.append((result, Worker(dict(
-                common, variant=variant, part=part,
-                cudnn=bool(cfg.get('env_cfg', {}).get('cudnn_benchmark'))))))
+            workers.append((result, Worker(dict(common, variant=variant, part=part))))
         cases = {}
         for result, worker in workers:
             info = worker.receive()

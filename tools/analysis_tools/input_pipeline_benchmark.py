@@ -208,9 +208,6 @@ def run_cls(work_dir: str, num: int, large_fraction: float, rounds: int, seed: i
             reference = as_pixels(outputs[name.split()[0] + ' (a) torchvision PIL'])
             stats[name].add(as_pixels(out), None if ' (a) ' in name else reference)
 
-    for decoder in pipelines.values():
-        if hasattr(decoder, 'reduced'):
-            decoder.reduced = 0
     times, walls = time_interleaved(pipelines, paths, rounds, seed, stats_of, log=log)
     reduced = {name: p.reduced / (num * rounds) for name, p in pipelines.items()
                if hasattr(p, 'reduced')}
@@ -269,20 +266,19 @@ def make_det_images(out_dir: str, num: int, seed: int = 0) -> List[dict]:
 
 def det_pipelines(configs_dir: str) -> Dict[str, Callable[[dict], dict]]:
     """name -> mmdet Compose of each config's ``train_pipeline``."""
-    import mmdet
     from mmdet.utils import register_all_modules
     from mmengine.config import Config
     from mmengine.dataset import Compose
+    from mmengine.hub import get_config
     register_all_modules()
-    stock_dir = osp.join(osp.dirname(mmdet.__file__), '.mim', 'configs', '_base_', 'datasets')
-    sources = {
-        'mmdet boxes': osp.join(stock_dir, 'coco_detection.py'),
-        'mmdet boxes + masks': osp.join(stock_dir, 'coco_instance.py'),
-        'ours boxes': osp.join(configs_dir, '_base_', 'datasets', 'coco_detection.py'),
-        'ours boxes + masks': osp.join(configs_dir, '_base_', 'datasets', 'coco_instance.py'),
+    ours = osp.join(configs_dir, '_base_', 'datasets')
+    configs = {
+        'mmdet boxes': get_config('mmdet::_base_/datasets/coco_detection.py'),
+        'mmdet boxes + masks': get_config('mmdet::_base_/datasets/coco_instance.py'),
+        'ours boxes': Config.fromfile(osp.join(ours, 'coco_detection.py')),
+        'ours boxes + masks': Config.fromfile(osp.join(ours, 'coco_instance.py')),
     }
-    return {name: Compose(Config.fromfile(path).train_pipeline)
-            for name, path in sources.items()}
+    return {name: Compose(cfg.train_pipeline) for name, cfg in configs.items()}
 
 
 def run_det(work_dir: str, num: int, rounds: int, configs_dir: str, seed: int = 0,
@@ -352,7 +348,7 @@ def markdown(result: dict) -> str:
 
 
 def to_json(result: dict, settings: dict) -> dict:
-    return dict(settings=settings, **{k: v for k, v in result.items()})
+    return dict(settings=settings, **result)
 
 
 __all__ = ['run_cls', 'run_det', 'markdown', 'to_json', 'make_cls_images', 'make_det_images',

@@ -160,10 +160,6 @@ def top_ops(averages, device: str, steps: int, n: int = TOP_OPS) -> List[dict]:
     """The ``n`` ops (and, on a GPU, kernels) with the most self time per step, by device time
     on a GPU and by CPU time otherwise, from the profiler's ``key_averages()``; the ranges put in
     here are left out (their self time is only what their ops leave uncovered)."""
-    def self_device_us(avg):
-        value = getattr(avg, 'self_device_time_total', None)  # torch < 2.4: self_cuda_...
-        return avg.self_cuda_time_total if value is None else value
-
     rows = []
     for avg in averages:
         if avg.key.startswith(RANGE_PREFIX) or avg.key == STEP_RANGE:
@@ -171,7 +167,7 @@ def top_ops(averages, device: str, steps: int, n: int = TOP_OPS) -> List[dict]:
         row = dict(name=avg.key, calls=avg.count / steps,
                    self_cpu_ms=avg.self_cpu_time_total / 1000 / steps)
         if device == 'cuda':
-            row['self_device_ms'] = self_device_us(avg) / 1000 / steps
+            row['self_device_ms'] = avg.self_device_time_total / 1000 / steps
         rows.append(row)
     key = 'self_device_ms' if device == 'cuda' else 'self_cpu_ms'
     return sorted(rows, key=lambda row: row[key], reverse=True)[:n]
