@@ -30,11 +30,10 @@ import quiet_third_party  # noqa: F401  (first: silences third-party import nois
 
 import argparse
 import os.path as osp
-import sys
 import time
 
 import torch
-from analysis_tools import write_report
+from analysis_tools import command_line, fill_unset, log_stderr, write_report
 from analysis_tools.detector_benchmark import ARCHS, markdown, run, summarize, to_json
 from analysis_tools.step_profile import StepProfiler, markdown as profile_markdown
 
@@ -118,9 +117,7 @@ def parse_args(argv=None):
         args.isolate = False  # explicit flags win over the preset: --cpu-full's isolate off
     # explicit flags win over the preset, the preset over the defaults
     chosen = PRESETS['ci'] if args.ci else PRESETS['cpu_full'] if args.cpu_full else {}
-    for key, value in {**PRESETS['default'], **chosen}.items():
-        if getattr(args, key) is None:
-            setattr(args, key, value)
+    fill_unset(args, {**PRESETS['default'], **chosen})
     if args.device is None:
         args.device = 'cuda' if torch.cuda.is_available() else 'cpu'
     args.isolate = bool(args.isolate)
@@ -137,14 +134,11 @@ def main(argv=None):
         torch.set_num_threads(args.threads)
     height, width = args.size
     configs = {arch: config_paths(arch) for arch in args.archs}
-    def log(msg):
-        print(msg, file=sys.stderr, flush=True)
-
     profiler = (StepProfiler(args.device, args.profile_steps, trace_dir=args.profile_trace,
-                             log=log) if args.profile else None)
+                             log=log_stderr) if args.profile else None)
     start = time.perf_counter()
     results = run(configs, args.parts, args.device, args.batch, height, width, args.depth,
-                  args.warmup, args.iters, args.variants, args.compile, log=log,
+                  args.warmup, args.iters, args.variants, args.compile, log=log_stderr,
                   isolate=args.isolate, modes=args.modes, profiler=profiler)
     wall_s = time.perf_counter() - start
     summary = summarize(results, args.batch)
@@ -154,8 +148,7 @@ def main(argv=None):
     settings = dict(vars(args), device_name=device, torch=torch.__version__, wall_s=wall_s,
                     environment={k: v if isinstance(v, (bool, int, float)) else str(v)
                                  for k, v in collect_env().items()},
-                    command='python tools/benchmark.py ' + ' '.join(sys.argv[1:] if argv is None
-                                                                    else argv))
+                    command=command_line('tools/benchmark.py', argv))
     table = markdown(summary)
     isolated = '; each variant in its own process' if args.isolate else ''
     print(f"{device}; batch {args.batch}, {height}x{width}, median of {args.iters} steps after "

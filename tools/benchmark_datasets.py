@@ -18,10 +18,9 @@ import quiet_third_party  # noqa: F401  (first: silences third-party import nois
 import argparse
 import os
 import os.path as osp
-import sys
 import time
 
-from analysis_tools import write_report
+from analysis_tools import command_line, fill_unset, log_stderr, write_report
 from analysis_tools.dataset_scale_benchmark import (
     COCO_TRAIN_IMAGES,
     IMAGENET_CLASSES,
@@ -60,9 +59,7 @@ def parse_args(argv=None):
               if args.small else
               dict(num=IMAGENET_TRAIN_IMAGES, classes=IMAGENET_CLASSES, scan_classes=100,
                    reads=100_000, coco_images=COCO_TRAIN_IMAGES))
-    for key, value in preset.items():
-        if getattr(args, key) is None:
-            setattr(args, key, value)
+    fill_unset(args, preset)
     if min(args.classes, args.scan_classes, args.reads, args.coco_images) < 1:
         parser.error('--classes, --scan-classes, --reads and --coco-images must be >= 1')
     if args.num < args.classes:
@@ -76,16 +73,15 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    command = 'python tools/benchmark_datasets.py ' + ' '.join(
-        sys.argv[1:] if argv is None else argv)
+    command = command_line('tools/benchmark_datasets.py', argv)
     start = time.perf_counter()
     with user_errors(OSError):  # OSError: the output or temporary folder
         out_dir = osp.dirname(osp.abspath(args.out))
         os.makedirs(out_dir, exist_ok=True)
         report = benchmark(args.parts, args.num, args.classes, args.scan_classes, args.reads,
                            args.coco_images, args.seed, args.tmp,
-                           log=lambda msg: print(msg, file=sys.stderr, flush=True))
-        report['config'].update(command=command.strip(),
+                           log=log_stderr)
+        report['config'].update(command=command,
                                 wall_s=round(time.perf_counter() - start, 1))
         table = format_markdown(report)
         env = report['environment']

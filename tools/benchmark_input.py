@@ -17,12 +17,11 @@ import quiet_third_party  # noqa: F401  (first: silences third-party import nois
 
 import argparse
 import os.path as osp
-import sys
 import time
 
 import cv2
 import torch
-from analysis_tools import write_report
+from analysis_tools import command_line, fill_unset, log_stderr, write_report
 from analysis_tools.input_pipeline_benchmark import markdown, run_cls, run_det, to_json
 
 from resnext_det.utils.collect_env import cpu_name
@@ -50,9 +49,7 @@ def parse_args(argv=None):
     args = parser.parse_args(argv)
     preset = (dict(num_cls=8, num_det=4, rounds=1) if args.ci
               else dict(num_cls=400, num_det=100, rounds=3))
-    for key, value in preset.items():
-        if getattr(args, key) is None:
-            setattr(args, key, value)
+    fill_unset(args, preset)
     if min(args.num_cls, args.num_det, args.rounds) < 1:
         parser.error('--num-cls, --num-det and --rounds must be >= 1')
     if not 0 <= args.large_fraction <= 1:
@@ -65,22 +62,20 @@ def main(argv=None):
     # per core: what one data-loader worker gets, without intra-op threads competing
     torch.set_num_threads(1)
     cv2.setNumThreads(1)
-    log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
     start = time.perf_counter()
     result = {}
     if 'cls' in args.parts:
-        log(f'cls: {args.num_cls} images, {args.rounds} rounds')
+        log_stderr(f'cls: {args.num_cls} images, {args.rounds} rounds')
         result['cls'] = run_cls(args.work_dir, args.num_cls, args.large_fraction, args.rounds,
-                                args.seed, log)
+                                args.seed, log_stderr)
     if 'det' in args.parts:
-        log(f'det: {args.num_det} images, {args.rounds} rounds')
+        log_stderr(f'det: {args.num_det} images, {args.rounds} rounds')
         result['det'] = run_det(args.work_dir, args.num_det, args.rounds, CONFIGS, args.seed,
-                                log)
+                                log_stderr)
     wall = time.perf_counter() - start
     settings = dict(vars(args), device_name=f'{cpu_name()} CPU, 1 thread',
                     torch=torch.__version__, opencv=cv2.__version__, wall_s=wall,
-                    command='python tools/benchmark_input.py ' + ' '.join(
-                        sys.argv[1:] if argv is None else argv))
+                    command=command_line('tools/benchmark_input.py', argv))
     table = markdown(result)
     print(f"{settings['device_name']}; CPU time, median per image of {args.rounds} rounds; "
           f'wall {wall:.0f} s\n\n{table}')

@@ -10,6 +10,25 @@ memory of ImageNet- and COCO-sized datasets (``tools/benchmark_datasets.py``).
 import json
 import os
 import os.path as osp
+import sys
+
+
+def fill_unset(args, values: dict) -> None:
+    """Set each of ``values`` on ``args`` where the command line left it None: a preset's sizes,
+    with the flags given explicitly winning."""
+    for key, value in values.items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
+
+
+def log_stderr(msg: str) -> None:
+    """The benchmarks' progress lines: on stderr, so that stdout holds only the report."""
+    print(msg, file=sys.stderr, flush=True)
+
+
+def command_line(script: str, argv=None) -> str:
+    """The command that reproduces a run, for its report."""
+    return ' '.join(['python', script, *(sys.argv[1:] if argv is None else argv)])
 
 
 def proc_kib(path: str, keys) -> dict:

@@ -325,12 +325,13 @@ def _package_version(name: str) -> Optional[str]:
         return None
 
 
-def environment() -> dict:
+def environment(packages: Sequence[str] = ('numpy', 'pycocotools', 'faster-coco-eval',
+                                            'mmdet')) -> dict:
+    """The machine and the versions of ``packages`` (None: not installed), for a report."""
     return dict(
         python=sys.version.split()[0], platform=platform.platform(), cpu=cpu_name(),
         cpu_count=os.cpu_count(),
-        versions={name: _package_version(name)
-                  for name in ('numpy', 'pycocotools', 'faster-coco-eval', 'mmdet')})
+        versions={name: _package_version(name) for name in packages})
 
 
 def benchmark(num_images: int = 5000, repeats: int = 3, seed: int = 0,

@@ -29,7 +29,6 @@ import json
 import math
 import os
 import os.path as osp
-import platform
 import shutil
 import subprocess
 import sys
@@ -358,14 +357,9 @@ def coco_part(work: str, num_images: int, seed: int, log: Callable[[str], None])
 
 
 def environment() -> dict:
-    from importlib.metadata import version
-
-    from resnext_det.utils.collect_env import cpu_name
-    return dict(python=sys.version.split()[0], platform=platform.platform(), cpu=cpu_name(),
-                cpu_count=os.cpu_count(), memory_gib=os.sysconf('SC_PHYS_PAGES') *
-                os.sysconf('SC_PAGE_SIZE') / 2**30,
-                versions={name: version(name) for name in ('numpy', 'torch', 'mmdet',
-                                                           'mmengine', 'pycocotools')})
+    from analysis_tools.coco_eval_benchmark import environment as machine_and_versions
+    return dict(machine_and_versions(('numpy', 'torch', 'mmdet', 'mmengine', 'pycocotools')),
+                memory_gib=os.sysconf('SC_PHYS_PAGES') * os.sysconf('SC_PAGE_SIZE') / 2**30)
 
 
 def benchmark(parts=('imagenet', 'coco'), num_samples: int = IMAGENET_TRAIN_IMAGES,
