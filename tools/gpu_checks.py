@@ -39,6 +39,7 @@ import os
 import os.path as osp
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import time
@@ -237,8 +238,7 @@ def images_per_second(scalars_path, batch_size, skip=2):
     times, data_times = times[skip:], data_times[skip:]
     if not times:
         raise StepError(f'{scalars_path}: fewer than {skip + 1} logged training iterations')
-    median = sorted(times)[len(times) // 2]
-    data = sorted(data_times)[len(data_times) // 2]
+    median, data = statistics.median_high(times), statistics.median_high(data_times)
     return dict(img_per_s=batch_size / median, s_per_iter=median, data_s_per_iter=data,
                 logged_iters=len(times))
 
